@@ -1,0 +1,398 @@
+"""Everything the exporter knows about one model: counters, window buckets, pending joins.
+
+Rows arrive already parsed (``exporter.parse``); this module turns them into additive
+aggregates. It does no I/O and reads no clock of its own: the caller passes ``now``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from exporter import quality
+from exporter.config import ModelConfig, Window
+from exporter.labels import OTHER, LabelCapper, canonical_labels
+from exporter.parse import ParsedRows
+from exporter.windows import Aggregate, BucketRing, add_into, copy_aggregate
+
+# A prediction stamped further ahead of the wall clock than this is a clock or parsing
+# error; letting it through would move the watermark and empty every window.
+MAX_FUTURE_SKEW = 86400.0
+
+FeatureProfiler = Callable[[pd.DataFrame], Aggregate]
+
+
+@dataclass(frozen=True)
+class WindowSnapshot:
+    window: Window
+    quality: dict[str, Aggregate]  # model_version label -> summed quality aggregate
+    features: Aggregate  # summed feature/prediction/outcome profiles (may be empty)
+
+
+@dataclass(frozen=True)
+class ModelSnapshot:
+    model: ModelConfig
+    watermark: float | None
+    last_outcome_timestamp: float | None
+    predictions_total: dict[str, int]  # by model_version label
+    outcomes_total: dict[str, int]
+    confusion_total: dict[tuple[str, str, str], int]  # (version, actual, predicted) -> count
+    windows: tuple[WindowSnapshot, ...]
+    pending: int
+    expired_total: int
+    unmatched_total: int
+
+
+class ModelState:
+    def __init__(
+        self,
+        model: ModelConfig,
+        *,
+        max_label_values: int = 20,
+        window_buckets: int = 60,
+        feature_profiler: FeatureProfiler | None = None,
+    ) -> None:
+        self.model = model
+        self.binary = model.task == "binary"
+        self.multiclass = model.task == "multiclass"
+        self.versions = LabelCapper(max_label_values)
+        self.classes = LabelCapper(max_label_values)
+        self.rings = [BucketRing(w, window_buckets) for w in model.windows]
+        self.feature_profiler = feature_profiler
+        self.watermark: float | None = None
+        self.last_outcome_timestamp: float | None = None
+        self.predictions_total: dict[int, int] = {}
+        self.outcomes_total: dict[int, int] = {}
+        self.confusion_total: dict[tuple[int, int, int], int] = {}
+        # id -> (prediction time, version index, prediction value); insertion ~ time order
+        self.pending: dict[str, tuple[float, int, float]] = {}
+        self.expired_total = 0
+        self.unmatched_total = 0
+
+    # --- ingest ------------------------------------------------------------
+    def add_predictions(self, rows: ParsedRows, now: float) -> dict[str, int]:
+        """Count a chunk of prediction rows; return rejections by reason (late, duplicate, ...)."""
+        rejected: dict[str, int] = {}
+        frame, timestamps = rows.frame, rows.timestamps
+        if len(frame) == 0:
+            return rejected
+        columns = self.model.columns
+        values = self._prediction_values(frame[columns.prediction])
+        if values is None:
+            rejected["schema"] = len(frame)
+            return rejected
+        keep = timestamps <= now + MAX_FUTURE_SKEW
+        if not keep.all():
+            rejected["timestamp"] = int((~keep).sum())
+        running = np.maximum.accumulate(
+            np.concatenate(
+                (
+                    [self.watermark if self.watermark is not None else -np.inf],
+                    np.where(keep, timestamps, -np.inf),
+                )
+            )
+        )[:-1]
+        late = keep & (timestamps <= running - self.model.longest_window)
+        if late.any():
+            rejected["late"] = int(late.sum())
+            keep &= ~late
+        ids = None
+        if self.model.outcomes is not None and columns.id in frame.columns:
+            ids = frame[columns.id].astype(str).to_numpy(dtype=object)
+            duplicate = keep & (
+                pd.Series(ids).duplicated().to_numpy()
+                | np.fromiter((i in self.pending for i in ids), dtype=bool, count=len(ids))
+            )
+            if duplicate.any():
+                rejected["duplicate"] = int(duplicate.sum())
+                keep &= ~duplicate
+        if not keep.any():
+            return rejected
+        if not keep.all():
+            frame = frame.loc[keep].reset_index(drop=True)
+            timestamps = timestamps[keep]
+            values = values[keep]
+            ids = ids[keep] if ids is not None else None
+
+        self.watermark = max(self.watermark or -np.inf, float(timestamps.max()))
+        version_index = self._version_indices(frame)
+        _count_into(self.predictions_total, version_index)
+        actual = self._actual_values(frame)
+        has_outcome = self._has_outcome(actual)
+        profile_features = self.feature_profiler is not None
+
+        for ring in self.rings:
+            for bucket, mask in ring.groups(timestamps, self.watermark):
+                for version in np.unique(version_index[mask]):
+                    rows_mask = mask & (version_index == version)
+                    quality_agg = bucket.setdefault("q", {}).setdefault(str(version), {})
+                    add_into(quality_agg, {"predictions": np.int64(rows_mask.sum())})
+                if profile_features:
+                    add_into(bucket.setdefault("f", {}), self.feature_profiler(frame.loc[mask]))
+            ring.evict(self.watermark)
+
+        if has_outcome.any():
+            self._add_outcomes(
+                timestamps[has_outcome],
+                version_index[has_outcome],
+                values[has_outcome],
+                actual[has_outcome],
+            )
+            self._note_outcome_time(float(timestamps[has_outcome].max()))
+        if ids is not None:
+            waiting = ~has_outcome
+            for key, ts, version, value in zip(
+                ids[waiting],
+                timestamps[waiting],
+                version_index[waiting],
+                values[waiting],
+                strict=True,
+            ):
+                self.pending[key] = (float(ts), int(version), float(value))
+            self._expire_pending()
+        return rejected
+
+    def add_outcomes(self, rows: ParsedRows, now: float) -> dict[str, int]:
+        """Join a chunk of outcome rows to pending predictions by id."""
+        frame = rows.frame
+        if len(frame) == 0:
+            return {}
+        columns = self.model.columns
+        ids = frame[columns.id].astype(str).to_numpy(dtype=object)
+        actual = self._actual_values(frame)
+        usable = self._has_outcome(actual)
+        matched_at, matched = [], []
+        for row, key in enumerate(ids):
+            if not usable[row]:
+                continue
+            entry = self.pending.pop(key, None)
+            if entry is None:
+                self.unmatched_total += 1
+                continue
+            matched_at.append(row)
+            matched.append(entry)
+        if matched:
+            entries = np.array(matched, dtype=np.float64)
+            self._add_outcomes(
+                entries[:, 0],
+                entries[:, 1].astype(np.int64),
+                entries[:, 2],
+                actual[np.array(matched_at)],
+            )
+        given = rows.timestamps[np.isfinite(rows.timestamps)] if len(rows.timestamps) else []
+        self._note_outcome_time(float(np.max(given)) if len(given) else now)
+        return {"schema": int((~usable).sum())} if not usable.all() else {}
+
+    def _add_outcomes(
+        self, timestamps: np.ndarray, versions: np.ndarray, values: np.ndarray, actual: np.ndarray
+    ) -> None:
+        predicted_class, actual_class = self._classes(values, actual)
+        _count_into(self.outcomes_total, versions)
+        if predicted_class is not None:
+            keys, counts = np.unique(
+                np.stack([versions, actual_class, predicted_class], axis=1),
+                axis=0,
+                return_counts=True,
+            )
+            for (version, a, p), count in zip(keys.tolist(), counts.tolist(), strict=True):
+                key = (version, a, p)
+                self.confusion_total[key] = self.confusion_total.get(key, 0) + count
+        if self.watermark is None:
+            return
+        for ring in self.rings:
+            for bucket, mask in ring.groups(timestamps, self.watermark):
+                for version in np.unique(versions[mask]):
+                    rows = mask & (versions == version)
+                    aggregate = self._outcome_aggregate(
+                        values[rows],
+                        actual[rows],
+                        None if predicted_class is None else predicted_class[rows],
+                        None if actual_class is None else actual_class[rows],
+                    )
+                    add_into(bucket.setdefault("q", {}).setdefault(str(version), {}), aggregate)
+
+    def _outcome_aggregate(
+        self,
+        values: np.ndarray,
+        actual: np.ndarray,
+        predicted_class: np.ndarray | None,
+        actual_class: np.ndarray | None,
+    ) -> Aggregate:
+        aggregate: Aggregate = {"outcomes": np.int64(len(values))}
+        if predicted_class is not None and actual_class is not None:
+            size = 2 if self.binary else self.classes.limit + 1
+            aggregate["confusion"] = np.bincount(
+                actual_class * size + predicted_class, minlength=size * size
+            ).reshape(size, size)
+        if self.binary:
+            positive = actual_class == 1
+            bins = quality.score_bins(values)
+            aggregate["score_positive"] = np.bincount(bins[positive], minlength=quality.SCORE_BINS)
+            aggregate["score_negative"] = np.bincount(bins[~positive], minlength=quality.SCORE_BINS)
+            aggregate["log_loss_sum"] = np.float64(quality.log_loss_terms(values, positive).sum())
+        elif not self.multiclass:
+            actual_numbers = actual.astype(np.float64)
+            error = values - actual_numbers
+            aggregate["abs_error_sum"] = np.float64(np.abs(error).sum())
+            aggregate["squared_error_sum"] = np.float64((error * error).sum())
+            aggregate["abs_percentage_error_sum"] = np.float64(
+                quality.absolute_percentage_errors(actual_numbers, values).sum()
+            )
+            aggregate["actual_sum"] = np.float64(actual_numbers.sum())
+            aggregate["actual_squared_sum"] = np.float64((actual_numbers * actual_numbers).sum())
+        return aggregate
+
+    # --- values ------------------------------------------------------------
+    def _prediction_values(self, column: pd.Series) -> np.ndarray | None:
+        """Scores (binary), values (regression) or class indices stored as float (multiclass)."""
+        if self.multiclass:
+            labels = canonical_labels(column)
+            return self.classes.indices(labels).astype(np.float64)
+        return pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+    def _actual_values(self, frame: pd.DataFrame) -> np.ndarray:
+        name = self.model.columns.actual
+        n = len(frame)
+        if name not in frame.columns:
+            return np.full(n, np.nan)
+        column = frame[name]
+        if self.binary:
+            labels = canonical_labels(column)
+            return np.where(
+                labels == "", np.nan, (labels == self.model.positive_class).astype(np.float64)
+            )
+        if self.multiclass:
+            labels = canonical_labels(column)
+            classes = self.classes.indices(labels).astype(np.float64)
+            return np.where(labels == "", np.nan, classes)
+        return pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+    @staticmethod
+    def _has_outcome(actual: np.ndarray) -> np.ndarray:
+        return np.isfinite(actual)
+
+    def _classes(
+        self, values: np.ndarray, actual: np.ndarray
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        if self.binary:
+            return (values >= self.model.threshold).astype(np.int64), actual.astype(np.int64)
+        if self.multiclass:
+            return values.astype(np.int64), actual.astype(np.int64)
+        return None, None
+
+    def _version_indices(self, frame: pd.DataFrame) -> np.ndarray:
+        n = len(frame)
+        static = self.model.model_version
+        name = self.model.columns.model_version
+        if static is not None:
+            return np.full(n, self.versions.index_of(static), dtype=np.int64)
+        if name in frame.columns:
+            return self.versions.indices(canonical_labels(frame[name]))
+        return np.full(n, self.versions.index_of(""), dtype=np.int64)
+
+    def _note_outcome_time(self, timestamp: float) -> None:
+        if self.last_outcome_timestamp is None or timestamp > self.last_outcome_timestamp:
+            self.last_outcome_timestamp = timestamp
+
+    def _expire_pending(self) -> None:
+        source = self.model.outcomes
+        if source is None or self.watermark is None:
+            return
+        horizon = self.watermark - source.max_delay
+        while self.pending:
+            key = next(iter(self.pending))
+            if self.pending[key][0] >= horizon and len(self.pending) <= source.max_pending:
+                break
+            del self.pending[key]
+            self.expired_total += 1
+
+    # --- read side -----------------------------------------------------------
+    def snapshot(self) -> ModelSnapshot:
+        """An immutable copy for the scrape; cheap enough to take under the ingest lock."""
+        version_label = self.versions.label
+        windows = []
+        for ring in self.rings:
+            total = ring.total()
+            per_version = {version_label(int(v)): agg for v, agg in total.get("q", {}).items()}
+            windows.append(WindowSnapshot(ring.window, per_version, total.get("f", {})))
+        class_label = self._confusion_label
+        return ModelSnapshot(
+            model=self.model,
+            watermark=self.watermark,
+            last_outcome_timestamp=self.last_outcome_timestamp,
+            predictions_total=_by_label(self.predictions_total, version_label),
+            outcomes_total=_by_label(self.outcomes_total, version_label),
+            confusion_total={
+                (version_label(v), class_label(a), class_label(p)): c
+                for (v, a, p), c in self.confusion_total.items()
+            },
+            windows=tuple(windows),
+            pending=len(self.pending),
+            expired_total=self.expired_total,
+            unmatched_total=self.unmatched_total,
+        )
+
+    def _confusion_label(self, index: int) -> str:
+        if self.binary:
+            return str(index)
+        return self.classes.label(index)
+
+    # --- checkpoint ------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        pending_ids = list(self.pending)
+        pending_values = np.array(list(self.pending.values()), dtype=np.float64).reshape(-1, 3)
+        return {
+            "watermark": self.watermark,
+            "last_outcome_timestamp": self.last_outcome_timestamp,
+            "versions": list(self.versions.values),
+            "classes": list(self.classes.values),
+            "predictions_total": dict(self.predictions_total),
+            "outcomes_total": dict(self.outcomes_total),
+            "confusion_total": dict(self.confusion_total),
+            "rings": {ring.window.name: copy_aggregate(ring.state()) for ring in self.rings},
+            "pending_ids": pending_ids,
+            "pending_values": pending_values,
+            "expired_total": self.expired_total,
+            "unmatched_total": self.unmatched_total,
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        self.watermark = state["watermark"]
+        self.last_outcome_timestamp = state["last_outcome_timestamp"]
+        self.versions = LabelCapper(self.versions.limit, state["versions"])
+        self.classes = LabelCapper(self.classes.limit, state["classes"])
+        self.predictions_total = dict(state["predictions_total"])
+        self.outcomes_total = dict(state["outcomes_total"])
+        self.confusion_total = dict(state["confusion_total"])
+        for ring in self.rings:
+            if ring.window.name in state["rings"]:
+                ring.restore(state["rings"][ring.window.name])
+        self.pending = {
+            key: (float(ts), int(version), float(value))
+            for key, (ts, version, value) in zip(
+                state["pending_ids"], state["pending_values"].tolist(), strict=True
+            )
+        }
+        self.expired_total = state["expired_total"]
+        self.unmatched_total = state["unmatched_total"]
+
+
+def _count_into(counter: dict[int, int], indices: np.ndarray) -> None:
+    keys, counts = np.unique(indices, return_counts=True)
+    for key, count in zip(keys.tolist(), counts.tolist(), strict=True):
+        counter[key] = counter.get(key, 0) + count
+
+
+def _by_label(counter: Mapping[int, int], label: Callable[[int], str]) -> dict[str, int]:
+    result: dict[str, int] = {}
+    for index, count in counter.items():
+        name = label(index)
+        result[name] = result.get(name, 0) + count
+    return result
+
+
+__all__ = ["OTHER", "ModelSnapshot", "ModelState", "WindowSnapshot"]
