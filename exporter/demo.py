@@ -1,0 +1,522 @@
+"""The simulated model behind ``ml-model-exporter demo``.
+
+A scikit-learn classifier (StandardScaler + LogisticRegression) is trained on the breast
+cancer data that scikit-learn ships, and then "serves" traffic: every ``1 / rate`` seconds of
+clock time it scores a row bootstrapped from its held-out validation set (with a little noise)
+and appends it to ``predictions.csv``; the true label of each row arrives 1-1.5 x
+``outcome_delay`` later in ``outcomes.jsonl``. After ``drift_after`` seconds two inputs drift
+(as if the imaging device had been recalibrated: ``mean_texture`` and ``mean_concave_points``
+read 1.5 reference standard deviations higher), the model flags many benign cases as
+malignant and its accuracy and precision drop well under the configured thresholds, while
+the other features, the ``channel`` categorical and the labels keep their distribution.
+
+The trained model and the reference are fixed; the traffic is deterministic given ``seed``
+and the injected clock: row ``k`` is due at
+``t0 + (k + 1) / rate`` (``t0`` = the clock at construction) and its content depends only on
+``seed`` and ``k``, however often :meth:`DemoSimulator.step` is called.
+"""
+
+from __future__ import annotations
+
+import csv
+import heapq
+import io
+import json
+import math
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import ks_2samp
+from sklearn.datasets import load_breast_cancer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+DEMO_MODEL = "breast-cancer"
+"""The model name in the demo config (the ``model`` label of every metric)."""
+
+MODEL_VERSION = "1"
+ID_COLUMN = "request_id"
+PREDICTIONS_FILE = "predictions.csv"
+OUTCOMES_FILE = "outcomes.jsonl"
+REFERENCE_FILE = "reference.csv"
+
+# scikit-learn's column name -> the column name in the logs
+_SOURCE_FEATURES = {
+    "mean radius": "mean_radius",
+    "mean texture": "mean_texture",
+    "mean concave points": "mean_concave_points",
+    "worst area": "worst_area",
+    "worst smoothness": "worst_smoothness",
+}
+NUMERIC_FEATURES: tuple[str, ...] = tuple(_SOURCE_FEATURES.values())
+CATEGORICAL_FEATURE = "channel"
+CHANNELS: tuple[str, ...] = ("web", "app", "branch")
+CHANNEL_PROBABILITIES: tuple[float, ...] = (0.55, 0.35, 0.10)
+
+DRIFT_SHIFT: dict[str, float] = {"mean_texture": 1.5, "mean_concave_points": 1.5}
+"""Drifting features and their shift after ``drift_after``, in reference standard deviations."""
+
+LOG_COLUMNS: tuple[str, ...] = (
+    "timestamp",
+    ID_COLUMN,
+    "model_version",
+    *NUMERIC_FEATURES,
+    CATEGORICAL_FEATURE,
+    "prediction",
+)
+REFERENCE_COLUMNS: tuple[str, ...] = (
+    *NUMERIC_FEATURES,
+    CATEGORICAL_FEATURE,
+    "prediction",
+    "actual",
+)
+
+WINDOWS: tuple[str, ...] = ("5m", "1h")
+_WINDOW_SECONDS = {"5m": 300.0, "1h": 3600.0}
+THRESHOLD = 0.5
+THRESHOLDS: dict[str, Any] = {
+    "accuracy": 0.9,
+    "precision": 0.85,
+    "recall": 0.85,
+    "min_outcomes": 50,
+    "stale_after": "5m",
+    "drifted_features_ratio": 0.3,
+    "missing_ratio": 0.05,
+}
+
+NOISE_STD = 0.05
+"""Noise added to bootstrapped rows, in reference standard deviations."""
+MISSING_RATE = 0.01
+"""Share of live rows with one numeric feature left empty."""
+OUTCOME_JITTER = 0.5
+"""Outcomes arrive ``outcome_delay * (1 + OUTCOME_JITTER * u)`` after the prediction, u ~ U[0,1)."""
+_BLOCK = 256
+_VALIDATION_SHARE = 0.5
+_SPLIT_SEED = 0
+"""The model and the reference are the same for every ``seed``; ``seed`` drives the traffic."""
+
+
+def demo_config(log_dir: Path) -> dict[str, Any]:
+    """The config a user would write in YAML, pointing at the demo's files in ``log_dir``."""
+    log_dir = Path(log_dir)
+    features: dict[str, str] = dict.fromkeys(NUMERIC_FEATURES, "numeric")
+    features[CATEGORICAL_FEATURE] = "categorical"
+    return {
+        "state_dir": str(log_dir / "state"),
+        "models": [
+            {
+                "name": DEMO_MODEL,
+                "task": "binary",
+                "threshold": THRESHOLD,
+                "positive_class": 1,
+                "predictions": {"path": str(log_dir / PREDICTIONS_FILE), "format": "csv"},
+                "outcomes": {
+                    "path": str(log_dir / OUTCOMES_FILE),
+                    "format": "jsonl",
+                    "max_delay": "1h",
+                },
+                "columns": {"id": ID_COLUMN},
+                "features": features,
+                "reference": {"path": str(log_dir / REFERENCE_FILE)},
+                "windows": list(WINDOWS),
+                "drift": {"method": "auto"},
+                "thresholds": dict(THRESHOLDS),
+            }
+        ],
+    }
+
+
+def _iso(t: float) -> str:
+    """Epoch seconds as ISO 8601 UTC with milliseconds and ``Z``."""
+    stamp = datetime.fromtimestamp(t, tz=timezone.utc).isoformat(timespec="milliseconds")
+    return stamp.replace("+00:00", "Z")
+
+
+def _duration(seconds: float) -> str:
+    """``135`` -> ``2m15s``; ``120`` -> ``2m``; ``3600`` -> ``1h``."""
+    total = max(0, round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{v}{unit}" for v, unit in ((hours, "h"), (minutes, "m"), (secs, "s")) if v]
+    return "".join(parts) or "0s"
+
+
+def _fmt(value: float) -> str:
+    """Four significant digits, like the source data, never in exponent notation."""
+    return np.format_float_positional(value, precision=4, unique=False, fractional=False, trim="-")
+
+
+class DemoSimulator:
+    """A scikit-learn model writing a prediction log and a delayed outcome log, with drift.
+
+    Files in ``log_dir`` (created or overwritten at construction): ``reference.csv`` (the
+    validation rows with ``prediction`` and ``actual``), ``predictions.csv`` (header at
+    construction, rows on :meth:`step`) and ``outcomes.jsonl``.
+    """
+
+    def __init__(
+        self,
+        log_dir: Path,
+        *,
+        clock: Callable[[], float] = time.time,
+        seed: int = 0,
+        rate: float = 5.0,
+        drift_after: float = 120.0,
+        outcome_delay: float = 20.0,
+    ) -> None:
+        if not rate > 0:
+            raise ValueError(f"rate must be > 0, got {rate}")
+        if drift_after < 0 or outcome_delay < 0:
+            raise ValueError("drift_after and outcome_delay must be >= 0")
+        if seed < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}")
+        self._clock = clock
+        self._seed = seed
+        self._rate = float(rate)
+        self._drift_after = float(drift_after)
+        self._outcome_delay = float(outcome_delay)
+        self.log_dir = Path(log_dir)
+
+        data = load_breast_cancer(as_frame=True)
+        features = data.frame[list(_SOURCE_FEATURES)].to_numpy(dtype=float)
+        malignant = 1 - data.target.to_numpy()  # positive class 1 = malignant
+        x_train, x_val, y_train, y_val = train_test_split(
+            features,
+            malignant,
+            test_size=_VALIDATION_SHARE,
+            random_state=_SPLIT_SEED,
+            stratify=malignant,
+        )
+        self.model: Pipeline = make_pipeline(
+            SimpleImputer(strategy="median"), StandardScaler(), LogisticRegression()
+        )
+        self.model.fit(x_train, y_train)
+
+        rng = np.random.default_rng([_SPLIT_SEED, 1])
+        self._ref_x = x_val
+        self._ref_y = y_val.astype(int)
+        self._ref_channel = rng.choice(np.array(CHANNELS), size=len(x_val), p=CHANNEL_PROBABILITIES)
+        self._ref_std = x_val.std(axis=0, ddof=1)
+        self._ref_min = x_val.min(axis=0)
+        self._ref_max = x_val.max(axis=0)
+        self._shift = np.array([DRIFT_SHIFT.get(name, 0.0) for name in NUMERIC_FEATURES])
+        self._ref_prediction = self.model.predict_proba(x_val)[:, 1]
+
+        self._written = 0  # prediction rows written so far
+        self._block_index = -1
+        self._block: dict[str, np.ndarray] = {}
+        self._pending: list[tuple[float, int, int]] = []  # (arrival, k, actual)
+        self._expected: dict[str, dict[str, float]] | None = None
+
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        reference = pd.DataFrame(self._ref_x, columns=list(NUMERIC_FEATURES))
+        reference[CATEGORICAL_FEATURE] = self._ref_channel
+        reference["prediction"] = self._ref_prediction.round(6)
+        reference["actual"] = self._ref_y
+        reference.to_csv(self.reference_path, index=False, lineterminator="\n")
+        with self.predictions_path.open("w", encoding="utf-8", newline="") as f:
+            f.write(",".join(LOG_COLUMNS) + "\n")
+        self.outcomes_path.write_text("", encoding="utf-8")
+        self._t0 = float(clock())
+
+    # -- paths and facts -------------------------------------------------------------------
+
+    @property
+    def predictions_path(self) -> Path:
+        return self.log_dir / PREDICTIONS_FILE
+
+    @property
+    def outcomes_path(self) -> Path:
+        return self.log_dir / OUTCOMES_FILE
+
+    @property
+    def reference_path(self) -> Path:
+        return self.log_dir / REFERENCE_FILE
+
+    @property
+    def start_time(self) -> float:
+        """Time 0 of the story (clock seconds)."""
+        return self._t0
+
+    @property
+    def drift_time(self) -> float:
+        """Clock time from which rows drift (``start_time + drift_after``)."""
+        return self._t0 + self._drift_after
+
+    @property
+    def drifting_features(self) -> tuple[str, ...]:
+        return tuple(name for name in NUMERIC_FEATURES if name in DRIFT_SHIFT)
+
+    @property
+    def reference_std(self) -> dict[str, float]:
+        return dict(zip(NUMERIC_FEATURES, self._ref_std.tolist(), strict=True))
+
+    # -- the simulation --------------------------------------------------------------------
+
+    def _row_time(self, k: int) -> float:
+        return self._t0 + (k + 1) / self._rate
+
+    def _sample(self, rng: np.random.Generator, drifted: np.ndarray) -> dict[str, np.ndarray]:
+        """``len(drifted)`` live rows: bootstrap + noise (+ shift where ``drifted``), scored."""
+        n = len(drifted)
+        width = len(NUMERIC_FEATURES)
+        idx = rng.integers(0, len(self._ref_y), n)
+        noise = rng.normal(0.0, NOISE_STD, (n, width)) * self._ref_std
+        missing = rng.random(n) < MISSING_RATE
+        missing_col = rng.integers(0, width, n)
+        jitter = rng.random(n)
+
+        x = np.clip(self._ref_x[idx] + noise, self._ref_min, self._ref_max)
+        x = x + np.outer(drifted, self._shift * self._ref_std)
+        text = np.array([[_fmt(v) for v in row] for row in x], dtype=object)
+        x = text.astype(float)  # score exactly what is logged
+        rows = np.flatnonzero(missing)
+        x[rows, missing_col[rows]] = np.nan
+        text[rows, missing_col[rows]] = ""
+        return {
+            "x": x,
+            "text": text,
+            "channel": self._ref_channel[idx],
+            "actual": self._ref_y[idx],
+            "prediction": self.model.predict_proba(x)[:, 1],
+            "jitter": jitter,
+        }
+
+    def _rows(self, b: int) -> dict[str, np.ndarray]:
+        if b != self._block_index:
+            ks = np.arange(b * _BLOCK, (b + 1) * _BLOCK)
+            drifted = (ks + 1) / self._rate >= self._drift_after
+            self._block = self._sample(np.random.default_rng([self._seed, 2, b]), drifted)
+            self._block_index = b
+        return self._block
+
+    @staticmethod
+    def request_id(k: int) -> str:
+        return f"req-{k:08d}"
+
+    def step(self) -> int:
+        """Append the predictions due by now and the outcomes that have arrived by now.
+
+        Returns the number of prediction rows written.
+        """
+        now = float(self._clock())
+        due = max(0, math.floor((now - self._t0) * self._rate + 1e-9))
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        for k in range(self._written, due):
+            block = self._rows(k // _BLOCK)
+            i = k % _BLOCK
+            t = self._row_time(k)
+            writer.writerow(
+                [
+                    _iso(t),
+                    self.request_id(k),
+                    MODEL_VERSION,
+                    *block["text"][i],
+                    block["channel"][i],
+                    f"{block['prediction'][i]:.6f}",
+                ]
+            )
+            delay = self._outcome_delay * (1.0 + OUTCOME_JITTER * float(block["jitter"][i]))
+            heapq.heappush(self._pending, (t + delay, k, int(block["actual"][i])))
+        written = max(0, due - self._written)
+        if written:
+            self._append(self.predictions_path, buf.getvalue())
+            self._written = due
+
+        lines = []
+        while self._pending and self._pending[0][0] <= now:
+            arrival, k, actual = heapq.heappop(self._pending)
+            record = {ID_COLUMN: self.request_id(k), "actual": actual, "timestamp": _iso(arrival)}
+            lines.append(json.dumps(record) + "\n")
+        if lines:
+            self._append(self.outcomes_path, "".join(lines))
+        return written
+
+    @staticmethod
+    def _append(path: Path, text: str) -> None:
+        """Append complete lines in one write and flush them."""
+        with path.open("a", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+
+    # -- what the terminal says ------------------------------------------------------------
+
+    @property
+    def expected_quality(self) -> dict[str, dict[str, float]]:
+        """Accuracy, precision and recall the model is expected to show before and after drift.
+
+        Measured on 4000 simulated rows of each regime (a separate random stream, so the logs
+        are not affected); also the per-row confusion rates behind the story's timings.
+        """
+        if self._expected is None:
+            result: dict[str, dict[str, float]] = {}
+            rng = np.random.default_rng([self._seed, 3])
+            for regime, flag in (("before", False), ("after", True)):
+                rows = self._sample(rng, np.full(4000, flag))
+                predicted = rows["prediction"] >= THRESHOLD
+                actual = rows["actual"] == 1
+                tp = float(np.mean(predicted & actual))
+                fp = float(np.mean(predicted & ~actual))
+                fn = float(np.mean(~predicted & actual))
+                tn = float(np.mean(~predicted & ~actual))
+                result[regime] = {"tp": tp, "fp": fp, "fn": fn, "tn": tn, **_ratios(tp, fp, fn, tn)}
+            self._expected = result
+        return self._expected
+
+    def _known(self, age: np.ndarray) -> np.ndarray:
+        """Probability that a prediction ``age`` seconds old has its outcome logged."""
+        d = self._outcome_delay
+        if d == 0:
+            return (age >= 0).astype(float)
+        return np.clip((age - d) / (OUTCOME_JITTER * d), 0.0, 1.0)
+
+    def _window_quality(self, t: float, window: float) -> tuple[float, dict[str, float]]:
+        """Expected (outcomes, ratios) of a window at story time ``t``."""
+        lo = max(0.0, t - window)
+        n = 2000
+        edges = np.linspace(lo, t, n + 1)
+        mid = (edges[:-1] + edges[1:]) / 2
+        weight = self._known(t - mid) * self._rate * (t - lo) / n
+        drifted = mid >= self._drift_after
+        expected = self.expected_quality
+        before, after = expected["before"], expected["after"]
+        counts = {
+            key: float(np.sum(weight * np.where(drifted, after[key], before[key])))
+            for key in ("tp", "fp", "fn", "tn")
+        }
+        return float(weight.sum()), _ratios(counts["tp"], counts["fp"], counts["fn"], counts["tn"])
+
+    def _first_time(self, start: float, stop: float, test: Callable[[float], bool]) -> float | None:
+        t = max(start, 1.0)
+        while t <= stop:
+            if test(t):
+                return t
+            t += 1.0
+        return None
+
+    def story(self) -> list[str]:
+        """Lines for the terminal: what to open, then a timeline of what will happen when.
+
+        The times are estimates from the expected quality before and after the drift and the
+        outcome delays (see :attr:`expected_quality`); alerts also wait for their ``for:``.
+        """
+        before, after = self.expected_quality["before"], self.expected_quality["after"]
+        short, long_ = WINDOWS
+        delay_hi = self._outcome_delay * (1 + OUTCOME_JITTER)
+        drift = self._drift_after
+
+        def crossing(metric: str, window: str) -> float | None:
+            seconds, limit = _WINDOW_SECONDS[window], THRESHOLDS[metric]
+            return self._first_time(
+                drift,
+                drift + seconds + delay_hi + 60,
+                lambda t: self._window_quality(t, seconds)[1][metric] < limit,
+            )
+
+        def settled(metric: str) -> str:
+            return f"{metric} ~{after[metric]:.2f}"
+
+        ready = self._first_time(
+            0.0,
+            drift + _WINDOW_SECONDS[short] + delay_hi,
+            lambda t: (
+                self._window_quality(t, _WINDOW_SECONDS[short])[0] >= THRESHOLDS["min_outcomes"]
+            ),
+        )
+        accuracy_short, accuracy_long = crossing("accuracy", short), crossing("accuracy", long_)
+        also_long = f" (and the {long_} window)" if accuracy_long == accuracy_short else ""
+        ratio = len(self.drifting_features) / (len(NUMERIC_FEATURES) + 1)
+        shifts = ", ".join(f"{f} +{DRIFT_SHIFT[f]:g}" for f in self.drifting_features)
+        events: list[tuple[float | None, str]] = [
+            (
+                0.0,
+                f"predictions start at {self._rate:g}/s; labels follow after "
+                f"{_duration(self._outcome_delay)}-{_duration(delay_hi)}",
+            ),
+            (
+                ready,
+                f"the {short} window has {THRESHOLDS['min_outcomes']} outcomes: accuracy "
+                f"~{before['accuracy']:.2f} (threshold {THRESHOLDS['accuracy']:g}), precision "
+                f"~{before['precision']:.2f}, recall ~{before['recall']:.2f}",
+            ),
+            (
+                drift,
+                f"the imaging device is recalibrated: {shifts} reference std; the other "
+                "features, channel and the labels stay as they were",
+            ),
+            (
+                self._drift_detection_time(_WINDOW_SECONDS[short]),
+                f"the drift shows in the {short} window (KS); drifted_features_ratio "
+                f"{ratio:.2f} > {THRESHOLDS['drifted_features_ratio']:g}: MLModelDataDrift would "
+                "fire, and MLModelPredictionDrift as the scores rise",
+            ),
+            (
+                crossing("precision", short),
+                f"the {short} precision falls under {THRESHOLDS['precision']:g} (benign cases "
+                "flagged malignant): MLModelPrecisionLow would fire",
+            ),
+            (
+                accuracy_short,
+                f"the {short} accuracy{also_long} falls under {THRESHOLDS['accuracy']:g}: "
+                "MLModelAccuracyLow would fire",
+            ),
+            (
+                drift + _WINDOW_SECONDS[short] + delay_hi,
+                f"the {short} window holds only drifted rows: {settled('accuracy')}, "
+                f"{settled('precision')}, {settled('recall')}",
+            ),
+        ]
+        if not also_long:
+            events.append(
+                (accuracy_long, f"the {long_} accuracy falls under {THRESHOLDS['accuracy']:g}")
+            )
+        timeline = sorted(
+            ((t, text) for t, text in events if t is not None), key=lambda event: event[0]
+        )
+        width = max(len(_duration(t)) for t, _ in timeline) + 1
+        return [
+            f"Simulated model {DEMO_MODEL!r}: scikit-learn LogisticRegression on "
+            f"{len(NUMERIC_FEATURES)} features of the breast cancer data (1 = malignant), "
+            "a 'channel' categorical, model_version 1.",
+            f"It writes {self.predictions_path} and {self.outcomes_path}; "
+            f"its reference is {self.reference_path} ({len(self._ref_y)} validation rows).",
+            "Watch mlmodel_accuracy_ratio, mlmodel_precision_ratio, "
+            "mlmodel_feature_drift_score and mlmodel_drifted_features_ratio on /metrics "
+            f"(windows {', '.join(WINDOWS)}). Timeline:",
+            *(f"  {'+' + _duration(t):>{width}}  {text}" for t, text in timeline),
+        ]
+
+    def _drift_detection_time(self, window: float) -> float | None:
+        """Rough first time the drifting features' KS test rejects in a ``window`` window."""
+        n_ref = len(self._ref_y)
+        full = min(
+            float(ks_2samp(column, column + shift * std).statistic)
+            for column, shift, std in zip(self._ref_x.T, self._shift, self._ref_std, strict=True)
+            if shift
+        )
+
+        def rejects(t: float) -> bool:
+            lo = max(0.0, t - window)
+            m = self._rate * (t - lo)
+            share = self._rate * (t - max(lo, self._drift_after)) / m
+            return share * full > 1.63 * math.sqrt(1 / n_ref + 1 / m)  # KS at p = 0.01
+
+        return self._first_time(self._drift_after, self._drift_after + window, rejects)
+
+
+def _ratios(tp: float, fp: float, fn: float, tn: float) -> dict[str, float]:
+    total = tp + fp + fn + tn
+    return {
+        "accuracy": (tp + tn) / total if total else math.nan,
+        "precision": tp / (tp + fp) if tp + fp else math.nan,
+        "recall": tp / (tp + fn) if tp + fn else math.nan,
+    }
