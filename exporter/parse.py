@@ -23,7 +23,6 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import is_numeric_dtype
 
-MAX_EXAMPLES = 3
 _NEWLINE, _QUOTE, _COMMA, _CR = 10, 34, 44, 13
 
 
@@ -44,14 +43,13 @@ class ParsedRows:
     timestamps: np.ndarray  # float64 epoch seconds per good row (NaN where optional and absent)
     lines: int  # lines in the chunk, good and bad (blank lines included)
     rejected: dict[str, int] = field(default_factory=dict)
-    examples: list[tuple[str, str]] = field(default_factory=list)  # (reason, why) for the log
+    examples: dict[str, str] = field(default_factory=dict)  # reason -> first why, for the log
 
     def reject(self, reason: str, count: int, example: str) -> None:
         if count <= 0:
             return
         self.rejected[reason] = self.rejected.get(reason, 0) + count
-        if len(self.examples) < MAX_EXAMPLES:
-            self.examples.append((reason, example))
+        self.examples.setdefault(reason, example)
 
 
 def empty_rows(lines: int = 0) -> ParsedRows:

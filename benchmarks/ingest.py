@@ -1,0 +1,162 @@
+"""Ingest speed and memory, measured in one run against pandas.read_csv of the same file.
+
+    python benchmarks/ingest.py [--rows 1000000] [--dir benchmarks/data]
+
+Writes a CSV with a timestamp, id, score, outcome, 20 numeric and 5 categorical features,
+then times, each in a fresh subprocess so peak RSS is its own:
+  * pandas.read_csv of the whole file (type inference, the usual way to load it),
+  * the exporter ingesting it from its tailer through parsing, windows and counters,
+and the exporter's peak RSS at 200k and at the full row count (memory must not grow with
+rows: the state is buckets, not rows). Prints rows/s and the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+NUMERIC = [f"num_{i}" for i in range(20)]
+CATEGORICAL = [f"cat_{i}" for i in range(5)]
+START = 1_717_200_000
+
+
+def write_log(path: Path, rows: int, seed: int = 0) -> None:
+    if path.exists() and path.stat().st_size > 0:
+        return
+    rng = np.random.default_rng(seed)
+    block = 200_000
+    with path.open("w") as handle:
+        header = ["timestamp", "id", "prediction", "actual", *NUMERIC, *CATEGORICAL]
+        handle.write(",".join(header) + "\n")
+        for offset in range(0, rows, block):
+            n = min(block, rows - offset)
+            index = np.arange(offset, offset + n)
+            frame = {
+                "timestamp": pd.to_datetime(START + index * 0.5, unit="s", utc=True).strftime(
+                    "%Y-%m-%dT%H:%M:%S.%fZ"
+                ),
+                "id": np.char.add("req-", index.astype(str)),
+                "prediction": rng.random(n).round(4),
+                "actual": rng.integers(0, 2, n),
+            }
+            for name in NUMERIC:
+                frame[name] = rng.normal(0, 1, n).round(5)
+            for name in CATEGORICAL:
+                frame[name] = np.array(["alpha", "beta", "gamma", "delta"])[rng.integers(0, 4, n)]
+            pd.DataFrame(frame).to_csv(handle, header=False, index=False)
+
+
+def measure_read_csv(path: Path) -> dict[str, float]:
+    started = time.perf_counter()
+    frame = pd.read_csv(path)
+    elapsed = time.perf_counter() - started
+    return {"seconds": elapsed, "rows": len(frame), "peak_rss_mb": _peak_rss_mb()}
+
+
+def measure_exporter(path: Path) -> dict[str, float]:
+    from exporter.config import config_from_mapping  # noqa: PLC0415 - timed in a subprocess
+    from exporter.engine import Engine  # noqa: PLC0415
+
+    features = dict.fromkeys(NUMERIC, "numeric") | dict.fromkeys(CATEGORICAL, "categorical")
+    with tempfile.TemporaryDirectory() as state:
+        config = config_from_mapping(
+            {
+                "state_dir": state,
+                "models": [
+                    {
+                        "name": "bench",
+                        "task": "binary",
+                        "predictions": {"path": str(path)},
+                        "features": features,
+                        "windows": ["1h", "1d", "7d"],
+                    }
+                ],
+            },
+            base_dir=path.parent,
+        )
+        engine = Engine(config, checkpoints=False)
+        started = time.perf_counter()
+        while engine.step():
+            pass
+        elapsed = time.perf_counter() - started
+        snapshot = engine.snapshot()
+    rows = sum(snapshot.models[0].predictions_total.values())
+    return {"seconds": elapsed, "rows": rows, "peak_rss_mb": _peak_rss_mb()}
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _in_subprocess(kind: str, path: Path) -> dict[str, float]:
+    output = subprocess.run(
+        [sys.executable, __file__, "--measure", kind, str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--small-rows", type=int, default=200_000)
+    parser.add_argument("--large-rows", type=int, default=1_200_000)
+    parser.add_argument("--dir", type=Path, default=Path(__file__).parent / "data")
+    parser.add_argument("--measure", nargs=2, metavar=("KIND", "FILE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        kind, file = args.measure
+        measure = measure_read_csv if kind == "read_csv" else measure_exporter
+        print(json.dumps(measure(Path(file))))
+        return
+
+    args.dir.mkdir(parents=True, exist_ok=True)
+    big = args.dir / f"ingest-{args.rows}.csv"
+    small = args.dir / f"ingest-{args.small_rows}.csv"
+    large = args.dir / f"ingest-{args.large_rows}.csv"
+    print("writing the test files (once; reused later) ...", file=sys.stderr)
+    for path, rows in ((big, args.rows), (small, args.small_rows), (large, args.large_rows)):
+        write_log(path, rows)
+    size_mb = big.stat().st_size / 1e6
+
+    pandas_run = _in_subprocess("read_csv", big)
+    ours = _in_subprocess("exporter", big)
+    ours_small = _in_subprocess("exporter", small)
+    ours_large = _in_subprocess("exporter", large)
+    assert ours["rows"] == args.rows, ours
+    assert ours_small["rows"] == args.small_rows, ours_small
+    assert ours_large["rows"] == args.large_rows, ours_large
+
+    pandas_rate = pandas_run["rows"] / pandas_run["seconds"]
+    our_rate = ours["rows"] / ours["seconds"]
+    print(f"file: {args.rows:,} rows, 20 numeric + 5 categorical features, {size_mb:.0f} MB")
+    print(
+        f"pandas.read_csv : {pandas_run['seconds']:6.2f} s  {pandas_rate:>10,.0f} rows/s"
+        f"  peak RSS {pandas_run['peak_rss_mb']:6.0f} MB"
+    )
+    print(
+        f"exporter ingest : {ours['seconds']:6.2f} s  {our_rate:>10,.0f} rows/s"
+        f"  peak RSS {ours['peak_rss_mb']:6.0f} MB"
+    )
+    print(f"speed ratio exporter/read_csv: {our_rate / pandas_rate:.2f}x (target >= 0.5x)")
+    growth = ours_large["peak_rss_mb"] / ours_small["peak_rss_mb"]
+    print(
+        f"exporter peak RSS: {ours_small['peak_rss_mb']:.0f} MB at {args.small_rows:,} rows, "
+        f"{ours_large['peak_rss_mb']:.0f} MB at {args.large_rows:,} rows "
+        f"(ratio {growth:.2f}, target ~1.0)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,225 @@
+"""``ml-model-exporter``: wires config, engine, collector and HTTP server together.
+
+Exit codes: 0 ok, 2 bad usage or config (one line per problem, naming its key path),
+1 unexpected failure. SIGTERM and SIGINT write a checkpoint and exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import logging
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+
+from exporter import __version__
+from exporter.checkpoint import CheckpointError
+from exporter.collector import ExporterCollector
+from exporter.config import Config, ConfigError, config_from_mapping, load_config
+from exporter.engine import Engine
+from exporter.server import ExporterHTTPServer, WebConfig, load_web_config, split_listen_address
+
+DEFAULT_LISTEN = ":9747"
+log = logging.getLogger("ml_model_exporter")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ml-model-exporter",
+        description="Prometheus exporter for ML models: tails prediction logs into "
+        "model-quality, data-quality and drift metrics.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add_common(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--log.level",
+            dest="log_level",
+            default="info",
+            choices=("debug", "info", "warn", "error"),
+            help="log verbosity (default: info)",
+        )
+
+    run = commands.add_parser("run", help="tail the configured logs and serve /metrics")
+    run.add_argument("--config.file", dest="config_file", required=True, type=Path)
+    run.add_argument("--web.listen-address", dest="listen", default=DEFAULT_LISTEN)
+    run.add_argument("--web.config.file", dest="web_config", type=Path, default=None)
+    add_common(run)
+
+    demo = commands.add_parser("demo", help="simulated model with drift; no files needed")
+    demo.add_argument("--web.listen-address", dest="listen", default=DEFAULT_LISTEN)
+    demo.add_argument(
+        "--duration", type=float, default=None, help="stop after S seconds (default: run until ^C)"
+    )
+    demo.add_argument(
+        "--drift-after",
+        dest="drift_after",
+        type=float,
+        default=120.0,
+        help="seconds until the inputs drift (default: 120)",
+    )
+    demo.add_argument(
+        "--dir", dest="demo_dir", type=Path, default=None, help="where to write the demo logs"
+    )
+    add_common(demo)
+
+    check = commands.add_parser("check", help="validate the config and print what is monitored")
+    check.add_argument("--config.file", dest="config_file", required=True, type=Path)
+    add_common(check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper().replace("WARN", "WARNING"),
+        format="%(asctime)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        if args.command == "check":
+            return check_command(args.config_file)
+        if args.command == "run":
+            config = load_config(args.config_file)
+            web = load_web_config(args.web_config) if args.web_config else None
+            return serve(config, args.listen, web)
+        if args.command == "demo":
+            return demo_command(args)
+    except ConfigError as err:
+        for problem in err.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
+    except CheckpointError as err:
+        print(f"error: {err} (move it away to start over)", file=sys.stderr)
+        return 2
+    return 2
+
+
+def check_command(path: Path) -> int:
+    config = load_config(path)
+    print(f"config OK: {path}")
+    print(f"state_dir: {config.state_dir}")
+    for model in config.models:
+        print(f"model {model.name!r} ({model.task})")
+        for kind, source in (("predictions", model.predictions), ("outcomes", model.outcomes)):
+            if source is None:
+                continue
+            matches = sorted(glob.glob(source.path))
+            found = f"{len(matches)} file(s) now" if matches else "no file yet"
+            print(f"  {kind}: {source.path} [{source.format}] ({found})")
+        columns = model.columns
+        print(
+            f"  columns: timestamp={columns.timestamp} prediction={columns.prediction} "
+            f"actual={columns.actual} id={columns.id} model_version={columns.model_version}"
+        )
+        if model.task == "binary":
+            print(f"  positive class {model.positive_class!r} when score >= {model.threshold:g}")
+        if model.features:
+            described = ", ".join(
+                f"{f.name} ({f.type or 'type inferred from the reference'})" for f in model.features
+            )
+            print(f"  features: {described}")
+        print(f"  windows: {', '.join(w.name for w in model.windows)}")
+        thresholds = ", ".join(f"{k}={v:g}" for k, v in sorted(model.thresholds.items()))
+        print(f"  thresholds: {thresholds}")
+    return 0
+
+
+def serve(
+    config: Config,
+    listen: str,
+    web: WebConfig | None = None,
+    *,
+    before_step: Callable[[], object] | None = None,
+    duration: float | None = None,
+    banner: Callable[[int], None] | None = None,
+) -> int:
+    """Run the engine until SIGTERM/SIGINT (or ``duration``), serving /metrics meanwhile."""
+    host, port = split_listen_address(listen)
+    engine = Engine(config)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ExporterCollector(engine.snapshot))
+    try:
+        server = ExporterHTTPServer((host, port), registry, lambda: engine.ready, web)
+    except OSError as err:
+        raise ConfigError([f"--web.listen-address: cannot listen on {listen}: {err}"]) from None
+    server.start_background()
+    log.info(
+        "ml-model-exporter %s listening on %s (state in %s)",
+        __version__,
+        listen,
+        config.state_dir,
+    )
+    if banner:
+        banner(server.port)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    deadline = None if duration is None else time.monotonic() + duration
+    try:
+        while not stop.is_set():
+            if before_step:
+                before_step()
+            try:
+                engine.step()
+                engine.maybe_checkpoint()
+            except Exception:  # nothing in one poll may end the exporter
+                log.exception("ingest step failed; retrying")
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            stop.wait(config.poll_interval)
+    finally:
+        engine.close()
+        server.shutdown()
+        server.server_close()
+    log.info("stopped; checkpoint written to %s", config.state_dir)
+    return 0
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    from exporter.demo import DemoSimulator, demo_config  # noqa: PLC0415 - trains a model
+
+    directory = args.demo_dir or Path(tempfile.mkdtemp(prefix="ml-model-exporter-demo-"))
+    directory.mkdir(parents=True, exist_ok=True)
+    simulator = DemoSimulator(directory, drift_after=args.drift_after)
+    config = config_from_mapping(demo_config(directory), base_dir=directory)
+
+    def banner(port: int) -> None:
+        host, _ = split_listen_address(args.listen)
+        shown = host if host not in ("", "0.0.0.0", "::") else "localhost"
+        lines = [
+            "ml-model-exporter demo",
+            f"  logs:    {directory}",
+            f"  metrics: http://{shown}:{port}/metrics",
+            "  what will happen:",
+            *(f"    {line}" for line in simulator.story()),
+            "  stop with Ctrl-C",
+        ]
+        print("\n".join(lines), flush=True)
+
+    return serve(
+        config,
+        args.listen,
+        before_step=simulator.step,
+        duration=args.duration,
+        banner=banner,
+    )
+
+
+def run() -> None:
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    run()

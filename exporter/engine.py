@@ -1,0 +1,325 @@
+"""The ingest loop: tail every source, parse each chunk, update the model states, checkpoint.
+
+One thread owns all mutation. A chunk is applied whole (rows, counters, tailer offset)
+under the lock, and checkpoints are taken between chunks, so a checkpoint's offsets and
+aggregates always describe the same rows: after a crash, restarting from it counts every
+complete row exactly once. Scrapes read an immutable snapshot taken under the same lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from exporter.checkpoint import load_checkpoint, save_checkpoint
+from exporter.config import Config, ModelConfig, SourceConfig
+from exporter.model_state import FeatureProfiler, ModelSnapshot, ModelState
+from exporter.parse import ParsedRows, RowSchema, parse_csv, parse_jsonl
+from exporter.ratelimit import RateLimitedLog
+from exporter.tailer import Chunk, SourceStats, Tailer
+
+log = logging.getLogger("ml_model_exporter")
+
+
+class TailerLike(Protocol):
+    def poll(self) -> Iterator[Chunk]: ...
+    def state(self) -> dict: ...
+    def stats(self) -> SourceStats: ...
+    def close(self) -> None: ...
+
+
+@dataclass
+class SourceCounters:
+    lines: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+
+    def add_rejected(self, reasons: dict[str, int]) -> None:
+        for reason, count in reasons.items():
+            if count:
+                self.rejected[reason] = self.rejected.get(reason, 0) + count
+
+
+@dataclass(frozen=True)
+class SourceSnapshot:
+    source: str
+    lines: int
+    rejected: dict[str, int]
+    stats: SourceStats
+
+
+@dataclass(frozen=True)
+class EngineSnapshot:
+    models: tuple[ModelSnapshot, ...]
+    sources: tuple[SourceSnapshot, ...]
+    ready: bool
+    last_checkpoint_seconds: float | None
+
+
+@dataclass
+class _Source:
+    key: str  # model name + kind: unique even when two models read one file
+    label: str  # the `source` label value
+    kind: str  # "predictions" | "outcomes"
+    model: ModelState
+    config: SourceConfig
+    schema: RowSchema
+    tailer: TailerLike
+    counters: SourceCounters
+
+
+def prediction_schema(model: ModelConfig) -> RowSchema:
+    columns = model.columns
+    required = [columns.prediction]
+    if model.outcomes is not None:
+        required.append(columns.id)
+    numeric = () if model.task == "multiclass" else (columns.prediction,)
+    return RowSchema(
+        timestamp=columns.timestamp,
+        required=tuple(required),
+        numeric=numeric,
+        text=_text_columns(model),
+    )
+
+
+def outcome_schema(model: ModelConfig) -> RowSchema:
+    columns = model.columns
+    return RowSchema(
+        timestamp=columns.timestamp,
+        required=(columns.id, columns.actual),
+        numeric=(columns.actual,) if model.task == "regression" else (),
+        text=(columns.id,),
+        timestamp_required=False,
+    )
+
+
+def _text_columns(model: ModelConfig) -> tuple[str, ...]:
+    columns = model.columns
+    names = [columns.id, columns.model_version]
+    if model.task != "regression":
+        names.append(columns.actual)
+    if model.task == "multiclass":
+        names.append(columns.prediction)
+    names += [f.name for f in model.features if f.type == "categorical"]
+    return tuple(names)
+
+
+def parse_chunk(chunk: Chunk, fmt: str, schema: RowSchema) -> ParsedRows:
+    if fmt == "csv":
+        return parse_csv(chunk.header or b"", chunk.data, schema)
+    return parse_jsonl(chunk.data, schema)
+
+
+def model_fingerprint(model: ModelConfig) -> str:
+    """What the stored aggregates depend on; a change discards them and re-reads the logs."""
+    relevant = {
+        "task": model.task,
+        "threshold": model.threshold,
+        "positive_class": model.positive_class,
+        "model_version": model.model_version,
+        "columns": vars(model.columns),
+        "predictions": model.predictions.path,
+        "outcomes": model.outcomes.path if model.outcomes else None,
+        "features": [vars(f) for f in model.features],
+        "windows": [w.seconds for w in model.windows],
+    }
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()
+
+
+TailerFactory = Callable[..., TailerLike]
+ProfilerFactory = Callable[[ModelConfig], FeatureProfiler | None]
+
+
+class Engine:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        tailer_factory: TailerFactory = Tailer,
+        profiler_factory: ProfilerFactory | None = None,
+        checkpoints: bool = True,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.monotonic = monotonic
+        self.checkpoints = checkpoints
+        self.lock = threading.Lock()
+        self.bad_rows_log = RateLimitedLog(log, monotonic)
+        self.ready = False
+        self._last_checkpoint: float | None = None
+        self._last_checkpoint_wall: float | None = None
+        restored = load_checkpoint(config.state_dir) if checkpoints else None
+        saved_models = (restored or {}).get("models", {})
+        saved_sources = (restored or {}).get("sources", {})
+        self.models: dict[str, ModelState] = {}
+        self.sources: list[_Source] = []
+        for model in config.models:
+            profiler = profiler_factory(model) if profiler_factory else None
+            state = ModelState(
+                model,
+                max_label_values=config.max_label_values,
+                window_buckets=config.window_buckets,
+                feature_profiler=profiler,
+            )
+            saved = saved_models.get(model.name)
+            usable = saved is not None and saved.get("fingerprint") == model_fingerprint(model)
+            if usable:
+                state.restore(saved["state"])
+            elif saved is not None:
+                log.warning(
+                    "model %s: configuration changed since the last checkpoint; "
+                    "re-reading its logs from the start",
+                    model.name,
+                )
+            self.models[model.name] = state
+            kinds = [("predictions", model.predictions, prediction_schema(model))]
+            if model.outcomes is not None:
+                kinds.append(("outcomes", model.outcomes, outcome_schema(model)))
+            for kind, source, schema in kinds:
+                key = f"{model.name}/{kind}"
+                saved_source = saved_sources.get(key) if usable else None
+                counters = SourceCounters()
+                if saved_source is not None:
+                    counters = SourceCounters(saved_source["lines"], dict(saved_source["rejected"]))
+                tailer = tailer_factory(
+                    source.path,
+                    fmt=source.format,
+                    base_dir=config.base_dir,
+                    max_line_bytes=config.max_line_bytes,
+                    state=saved_source["tailer"] if saved_source else None,
+                    on_event=self._tailer_event(key),
+                )
+                self.sources.append(
+                    _Source(key, source.path, kind, state, source, schema, tailer, counters)
+                )
+
+    # --- ingest ----------------------------------------------------------------
+    def step(self) -> int:
+        """Poll every source once, predictions before outcomes (an outcome is normally
+        written after its prediction). Returns the number of lines consumed."""
+        consumed = 0
+        for source in sorted(self.sources, key=lambda s: s.kind != "predictions"):
+            for chunk in self._chunks(source):
+                consumed += self._apply(source, chunk)
+                self.maybe_checkpoint()
+        self.ready = True
+        return consumed
+
+    def _chunks(self, source: _Source) -> Iterator[Chunk]:
+        # poll() may only advance its offsets when we ask for the next chunk; holding the
+        # lock across apply + advance keeps a scrape or checkpoint from seeing half of it.
+        iterator = iter(source.tailer.poll())
+        while True:
+            with self.lock:
+                try:
+                    chunk = next(iterator)
+                except StopIteration:
+                    return
+            yield chunk
+
+    def _apply(self, source: _Source, chunk: Chunk) -> int:
+        rows = parse_chunk(chunk, source.config.format, source.schema)
+        with self.lock:
+            now = self.clock()
+            if source.kind == "predictions":
+                model_rejects = source.model.add_predictions(rows, now)
+            else:
+                model_rejects = source.model.add_outcomes(rows, now)
+            counters = source.counters
+            counters.lines += rows.lines + chunk.too_long
+            counters.add_rejected(rows.rejected)
+            counters.add_rejected(model_rejects)
+            if chunk.too_long:
+                counters.add_rejected({"too_long": chunk.too_long})
+        for reason, why in rows.examples.items():
+            self.bad_rows_log.warning(
+                f"{source.key}:{reason}", "%s: rejected a line (%s): %s", chunk.path, reason, why
+            )
+        if chunk.too_long:
+            self.bad_rows_log.warning(
+                f"{source.key}:too_long",
+                "%s: rejected %d line(s) (too_long): longer than max_line_bytes=%d",
+                chunk.path,
+                chunk.too_long,
+                self.config.max_line_bytes,
+            )
+        for reason in ("late", "duplicate", "timestamp"):
+            if model_rejects.get(reason):
+                self.bad_rows_log.warning(
+                    f"{source.key}:{reason}",
+                    "%s: rejected %d row(s) (%s)",
+                    chunk.path,
+                    model_rejects[reason],
+                    _REASON_TEXT[reason],
+                )
+        return rows.lines + chunk.too_long
+
+    def _tailer_event(self, key: str) -> Callable[[str, str], None]:
+        def on_event(kind: str, message: str) -> None:
+            log.info("%s: %s: %s", key, kind, message)
+
+        return on_event
+
+    # --- checkpoint --------------------------------------------------------------
+    def maybe_checkpoint(self, *, force: bool = False) -> bool:
+        if not self.checkpoints:
+            return False
+        now = self.monotonic()
+        due = self._last_checkpoint is None or (
+            now - self._last_checkpoint >= self.config.checkpoint_interval
+        )
+        if not (force or due):
+            return False
+        with self.lock:
+            state = self._state()
+        save_checkpoint(self.config.state_dir, state)
+        self._last_checkpoint = now
+        self._last_checkpoint_wall = self.clock()
+        return True
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "models": {
+                name: {"fingerprint": model_fingerprint(m.model), "state": m.state()}
+                for name, m in self.models.items()
+            },
+            "sources": {
+                s.key: {
+                    "tailer": s.tailer.state(),
+                    "lines": s.counters.lines,
+                    "rejected": dict(s.counters.rejected),
+                }
+                for s in self.sources
+            },
+        }
+
+    # --- read side -----------------------------------------------------------------
+    def snapshot(self) -> EngineSnapshot:
+        with self.lock:
+            models = tuple(m.snapshot() for m in self.models.values())
+            sources = tuple(
+                SourceSnapshot(
+                    s.label, s.counters.lines, dict(s.counters.rejected), s.tailer.stats()
+                )
+                for s in self.sources
+            )
+        return EngineSnapshot(models, sources, self.ready, self._last_checkpoint_wall)
+
+    def close(self) -> None:
+        self.maybe_checkpoint(force=True)
+        for source in self.sources:
+            source.tailer.close()
+
+
+_REASON_TEXT = {
+    "late": "older than the longest window behind the watermark",
+    "duplicate": "an id already waiting for its outcome",
+    "timestamp": "more than a day ahead of the clock",
+}
