@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from exporter.checkpoint import load_checkpoint, save_checkpoint
 from exporter.config import Config, ModelConfig, SourceConfig
-from exporter.model_state import FeatureProfiler, ModelSnapshot, ModelState
+from exporter.model_state import FeatureMonitor, ModelSnapshot, ModelState
 from exporter.parse import ParsedRows, RowSchema, parse_csv, parse_jsonl
 from exporter.ratelimit import RateLimitedLog
 from exporter.tailer import Chunk, SourceStats, Tailer
@@ -132,7 +132,7 @@ def model_fingerprint(model: ModelConfig) -> str:
 
 
 TailerFactory = Callable[..., TailerLike]
-ProfilerFactory = Callable[[ModelConfig], FeatureProfiler | None]
+MonitorFactory = Callable[[ModelConfig], FeatureMonitor | None]
 
 
 class Engine:
@@ -143,7 +143,7 @@ class Engine:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         tailer_factory: TailerFactory = Tailer,
-        profiler_factory: ProfilerFactory | None = None,
+        monitor_factory: MonitorFactory | None = None,
         checkpoints: bool = True,
     ) -> None:
         self.config = config
@@ -161,12 +161,12 @@ class Engine:
         self.models: dict[str, ModelState] = {}
         self.sources: list[_Source] = []
         for model in config.models:
-            profiler = profiler_factory(model) if profiler_factory else None
+            monitor = monitor_factory(model) if monitor_factory else None
             state = ModelState(
                 model,
                 max_label_values=config.max_label_values,
                 window_buckets=config.window_buckets,
-                feature_profiler=profiler,
+                monitor=monitor,
             )
             saved = saved_models.get(model.name)
             usable = saved is not None and saved.get("fingerprint") == model_fingerprint(model)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -23,7 +23,25 @@ from exporter.windows import Aggregate, BucketRing, add_into, copy_aggregate
 # error; letting it through would move the watermark and empty every window.
 MAX_FUTURE_SKEW = 86400.0
 
-FeatureProfiler = Callable[[pd.DataFrame], Aggregate]
+
+class FeatureMonitor(Protocol):
+    """Data quality and drift for one model (``exporter.monitor``): turns rows into additive
+    profiles that live in the same time buckets as the quality aggregates."""
+
+    def observe(self, frame: pd.DataFrame) -> None:
+        """Sees every accepted prediction chunk, in log order, before it is bucketed (a
+        ``from_stream`` reference is fitted from the first rows)."""
+
+    def profile_predictions(self, frame: pd.DataFrame) -> Aggregate:
+        """Profile of the features and the prediction of these rows (one time bucket)."""
+
+    def profile_outcomes(self, actual: np.ndarray) -> Aggregate:
+        """Profile of these outcomes (binary: 1.0 = positive; multiclass: class index;
+        regression: the value), for one time bucket of their predictions."""
+
+    def state(self) -> dict[str, Any]: ...
+
+    def restore(self, state: Mapping[str, Any]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -54,7 +72,7 @@ class ModelState:
         *,
         max_label_values: int = 20,
         window_buckets: int = 60,
-        feature_profiler: FeatureProfiler | None = None,
+        monitor: FeatureMonitor | None = None,
     ) -> None:
         self.model = model
         self.binary = model.task == "binary"
@@ -62,7 +80,7 @@ class ModelState:
         self.versions = LabelCapper(max_label_values)
         self.classes = LabelCapper(max_label_values)
         self.rings = [BucketRing(w, window_buckets) for w in model.windows]
-        self.feature_profiler = feature_profiler
+        self.monitor = monitor
         self.watermark: float | None = None
         self.last_outcome_timestamp: float | None = None
         self.predictions_total: dict[int, int] = {}
@@ -123,7 +141,8 @@ class ModelState:
         _count_into(self.predictions_total, version_index)
         actual = self._actual_values(frame)
         has_outcome = self._has_outcome(actual)
-        profile_features = self.feature_profiler is not None
+        if self.monitor is not None:
+            self.monitor.observe(frame)
 
         for ring in self.rings:
             for bucket, mask in ring.groups(timestamps, self.watermark):
@@ -131,8 +150,11 @@ class ModelState:
                     rows_mask = mask & (version_index == version)
                     quality_agg = bucket.setdefault("q", {}).setdefault(str(version), {})
                     add_into(quality_agg, {"predictions": np.int64(rows_mask.sum())})
-                if profile_features:
-                    add_into(bucket.setdefault("f", {}), self.feature_profiler(frame.loc[mask]))
+                if self.monitor is not None:
+                    rows_in_bucket = frame if mask.all() else frame.loc[mask]
+                    add_into(
+                        bucket.setdefault("f", {}), self.monitor.profile_predictions(rows_in_bucket)
+                    )
             ring.evict(self.watermark)
 
         if has_outcome.any():
@@ -214,6 +236,10 @@ class ModelState:
                         None if actual_class is None else actual_class[rows],
                     )
                     add_into(bucket.setdefault("q", {}).setdefault(str(version), {}), aggregate)
+                if self.monitor is not None:
+                    add_into(
+                        bucket.setdefault("f", {}), self.monitor.profile_outcomes(actual[mask])
+                    )
 
     def _outcome_aggregate(
         self,
@@ -358,6 +384,7 @@ class ModelState:
             "pending_values": pending_values,
             "expired_total": self.expired_total,
             "unmatched_total": self.unmatched_total,
+            "monitor": self.monitor.state() if self.monitor is not None else None,
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
@@ -379,6 +406,8 @@ class ModelState:
         }
         self.expired_total = state["expired_total"]
         self.unmatched_total = state["unmatched_total"]
+        if self.monitor is not None and state.get("monitor") is not None:
+            self.monitor.restore(state["monitor"])
 
 
 def _count_into(counter: dict[int, int], indices: np.ndarray) -> None:
