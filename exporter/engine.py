@@ -127,6 +127,8 @@ def model_fingerprint(model: ModelConfig) -> str:
         "outcomes": model.outcomes.path if model.outcomes else None,
         "features": [vars(f) for f in model.features],
         "windows": [w.seconds for w in model.windows],
+        "reference": vars(model.reference) if model.reference else None,
+        "drift": {"method": model.drift.method, "bins": model.drift.bins},
     }
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()
 
