@@ -29,7 +29,7 @@ RULE_TEST_FILES = sorted((PROMETHEUS / "tests").glob("*.yml"))
 ALERTMANAGER = PROMETHEUS / "alertmanager.yml"
 DASHBOARDS = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
 COMPOSE = ROOT / "docker-compose.yml"
-RUNBOOKS = ROOT / "docs" / "alerts.md"
+RUNBOOKS = ROOT / "README.md"
 RUNBOOK_BASE = "https://github.com/ml-model-exporter/ml-model-exporter#"
 
 SPEC_ALERTS = (
@@ -293,8 +293,8 @@ def test_alert_has_a_firing_and_a_quiet_promtool_case(name: str) -> None:
             assert "{{" not in annotations["description"]
 
 
-def test_runbook_anchors_are_headings_in_docs_alerts() -> None:
-    """Every runbook_url anchor is a `###` heading of docs/alerts.md, one per alert."""
+def test_runbook_anchors_are_headings_in_the_readme() -> None:
+    """Every runbook_url anchor is a `###` heading of README.md, one per alert."""
     text = RUNBOOKS.read_text(encoding="utf-8")
     headings = re.findall(r"^### (.+)$", text, flags=re.MULTILINE)
     anchors = {github_anchor(h) for h in headings}
