@@ -156,6 +156,8 @@ class Engine:
         self.bad_rows_log = RateLimitedLog(log, monotonic)
         self.ready = False
         self._last_checkpoint: float | None = None
+        self._dirty = True  # something was consumed since the last checkpoint
+        self._last_progress = monotonic()
         self._last_checkpoint_wall: float | None = None
         restored = load_checkpoint(config.state_dir) if checkpoints else None
         saved_models = (restored or {}).get("models", {})
@@ -240,6 +242,8 @@ class Engine:
             counters.add_rejected(model_rejects)
             if chunk.too_long:
                 counters.add_rejected({"too_long": chunk.too_long})
+            self._dirty = True
+        self._log_progress()
         for reason, why in rows.examples.items():
             self.bad_rows_log.warning(
                 f"{source.key}:{reason}", "%s: rejected a line (%s): %s", chunk.path, reason, why
@@ -263,6 +267,15 @@ class Engine:
                 )
         return rows.lines + chunk.too_long
 
+    def _log_progress(self) -> None:
+        """A long first pass over big logs says how far it got, every 10 s."""
+        if self.ready or self.monotonic() - self._last_progress < 10:
+            return
+        self._last_progress = self.monotonic()
+        lines = sum(s.counters.lines for s in self.sources)
+        behind = sum(s.tailer.stats().lag_bytes for s in self.sources)
+        log.info("first pass over the logs: %d lines read, %.1f MB to go", lines, behind / 1e6)
+
     def _tailer_event(self, key: str) -> Callable[[str, str], None]:
         def on_event(kind: str, message: str) -> None:
             log.info("%s: %s: %s", key, kind, message)
@@ -277,10 +290,11 @@ class Engine:
         due = self._last_checkpoint is None or (
             now - self._last_checkpoint >= self.config.checkpoint_interval
         )
-        if not (force or due):
+        if not (force or due) or not self._dirty:
             return False
         with self.lock:
             state = self._state()
+            self._dirty = False
         save_checkpoint(self.config.state_dir, state)
         self._last_checkpoint = now
         self._last_checkpoint_wall = self.clock()
