@@ -14,6 +14,15 @@ The trained model and the reference are fixed; the traffic is deterministic give
 and the injected clock: row ``k`` is due at
 ``t0 + (k + 1) / rate`` (``t0`` = the clock at construction) and its content depends only on
 ``seed`` and ``k``, however often :meth:`DemoSimulator.step` is called.
+
+A second, smaller model exercises the regression side (``MLModelRegressionErrorHigh`` and the
+dashboard's regression panel): :class:`RegressionSimulator`, a Ridge regression on five inputs
+of scikit-learn's diabetes data predicting disease progression a year ahead. It writes
+``regression_predictions.csv`` at half the rate, with the outcome (``actual``) in the same row,
+so the demo shows both ways of joining outcomes. At the same ``drift_after`` the lab changes
+two measurements (``bmi`` and ``ltg`` read 1.5 reference standard deviations higher): the
+predictions rise while the outcomes do not, and MAE, RMSE and MAPE go well above their
+thresholds.
 """
 
 from __future__ import annotations
@@ -32,9 +41,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy.stats import ks_2samp
-from sklearn.datasets import load_breast_cancer
+from sklearn.datasets import load_breast_cancer, load_diabetes
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -92,6 +101,53 @@ THRESHOLDS: dict[str, Any] = {
     "missing_ratio": 0.05,
 }
 
+DEMO_REGRESSION_MODEL = "diabetes-progression"
+"""The demo's second model: a regression (``task: regression``), listed after :data:`DEMO_MODEL`."""
+REGRESSION_PREDICTIONS_FILE = "regression_predictions.csv"
+REGRESSION_REFERENCE_FILE = "regression_reference.csv"
+REGRESSION_ID_PREFIX = "dia"
+# scikit-learn's column name (load_diabetes(scaled=False)) -> the column name in the log
+_REGRESSION_SOURCE_FEATURES = {
+    "age": "age",
+    "bmi": "bmi",
+    "bp": "blood_pressure",
+    "s3": "hdl",
+    "s5": "ltg",
+}
+REGRESSION_NUMERIC_FEATURES: tuple[str, ...] = tuple(_REGRESSION_SOURCE_FEATURES.values())
+REGRESSION_CATEGORICAL_FEATURE = "clinic"
+CLINICS: tuple[str, ...] = ("north", "south", "east")
+CLINIC_PROBABILITIES: tuple[float, ...] = (0.5, 0.3, 0.2)
+REGRESSION_DRIFT_SHIFT: dict[str, float] = {"bmi": 1.5, "ltg": 1.5}
+"""The regression model's drifting inputs and their shift, in reference standard deviations."""
+REGRESSION_RATE_SHARE = 0.5
+"""The regression model logs at this share of the classifier's ``rate``."""
+REGRESSION_LOG_COLUMNS: tuple[str, ...] = (
+    "timestamp",
+    ID_COLUMN,
+    "model_version",
+    *REGRESSION_NUMERIC_FEATURES,
+    REGRESSION_CATEGORICAL_FEATURE,
+    "prediction",
+    "actual",
+)
+REGRESSION_REFERENCE_COLUMNS: tuple[str, ...] = (
+    *REGRESSION_NUMERIC_FEATURES,
+    REGRESSION_CATEGORICAL_FEATURE,
+    "prediction",
+    "actual",
+)
+REGRESSION_THRESHOLDS: dict[str, Any] = {
+    "mae": 60.0,
+    "rmse": 75.0,
+    "mape": 0.65,
+    "min_outcomes": 50,
+    "stale_after": "5m",
+    "drifted_features_ratio": 0.3,
+    "missing_ratio": 0.05,
+}
+"""Before the drift MAE ~46, RMSE ~57, MAPE ~0.41; after it ~88, ~102, ~0.9."""
+
 NOISE_STD = 0.05
 """Noise added to bootstrapped rows, in reference standard deviations."""
 MISSING_RATE = 0.01
@@ -105,10 +161,16 @@ _SPLIT_SEED = 0
 
 
 def demo_config(log_dir: Path) -> dict[str, Any]:
-    """The config a user would write in YAML, pointing at the demo's files in ``log_dir``."""
+    """The config a user would write in YAML, pointing at the demo's files in ``log_dir``.
+
+    Two models: the classifier :data:`DEMO_MODEL` first (outcomes in a separate, delayed log),
+    then the regression :data:`DEMO_REGRESSION_MODEL` (outcome in the prediction row).
+    """
     log_dir = Path(log_dir)
     features: dict[str, str] = dict.fromkeys(NUMERIC_FEATURES, "numeric")
     features[CATEGORICAL_FEATURE] = "categorical"
+    regression_features: dict[str, str] = dict.fromkeys(REGRESSION_NUMERIC_FEATURES, "numeric")
+    regression_features[REGRESSION_CATEGORICAL_FEATURE] = "categorical"
     return {
         "state_dir": str(log_dir / "state"),
         "models": [
@@ -129,7 +191,21 @@ def demo_config(log_dir: Path) -> dict[str, Any]:
                 "windows": list(WINDOWS),
                 "drift": {"method": "auto"},
                 "thresholds": dict(THRESHOLDS),
-            }
+            },
+            {
+                "name": DEMO_REGRESSION_MODEL,
+                "task": "regression",
+                "predictions": {
+                    "path": str(log_dir / REGRESSION_PREDICTIONS_FILE),
+                    "format": "csv",
+                },
+                "columns": {"id": ID_COLUMN},
+                "features": regression_features,
+                "reference": {"path": str(log_dir / REGRESSION_REFERENCE_FILE)},
+                "windows": list(WINDOWS),
+                "drift": {"method": "auto"},
+                "thresholds": dict(REGRESSION_THRESHOLDS),
+            },
         ],
     }
 
@@ -159,7 +235,8 @@ class DemoSimulator:
 
     Files in ``log_dir`` (created or overwritten at construction): ``reference.csv`` (the
     validation rows with ``prediction`` and ``actual``), ``predictions.csv`` (header at
-    construction, rows on :meth:`step`) and ``outcomes.jsonl``.
+    construction, rows on :meth:`step`) and ``outcomes.jsonl``; plus the files of
+    :attr:`regression`, the second model, which :meth:`step` writes too.
     """
 
     def __init__(
@@ -225,7 +302,15 @@ class DemoSimulator:
         with self.predictions_path.open("w", encoding="utf-8", newline="") as f:
             f.write(",".join(LOG_COLUMNS) + "\n")
         self.outcomes_path.write_text("", encoding="utf-8")
+        self.regression = RegressionSimulator(
+            self.log_dir,
+            seed=seed,
+            rate=self._rate * REGRESSION_RATE_SHARE,
+            drift_after=self._drift_after,
+        )
+        """The second model (:data:`DEMO_REGRESSION_MODEL`), on the same clock and drift time."""
         self._t0 = float(clock())
+        self.regression.start(self._t0)
 
     # -- paths and facts -------------------------------------------------------------------
 
@@ -303,11 +388,13 @@ class DemoSimulator:
         return f"req-{k:08d}"
 
     def step(self) -> int:
-        """Append the predictions due by now and the outcomes that have arrived by now.
+        """Append the predictions due by now and the outcomes that have arrived by now, for
+        both models.
 
-        Returns the number of prediction rows written.
+        Returns the number of prediction rows written for the classifier (:data:`DEMO_MODEL`).
         """
         now = float(self._clock())
+        self.regression.step(now)
         due = max(0, math.floor((now - self._t0) * self._rate + 1e-9))
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
@@ -479,6 +566,7 @@ class DemoSimulator:
             events.append(
                 (accuracy_long, f"the {long_} accuracy falls under {THRESHOLDS['accuracy']:g}")
             )
+        events += self._regression_events()
         timeline = sorted(
             ((t, text) for t, text in events if t is not None), key=lambda event: event[0]
         )
@@ -491,8 +579,50 @@ class DemoSimulator:
             f"its reference is {self.reference_path} ({len(self._ref_y)} validation rows).",
             "Watch mlmodel_accuracy_ratio, mlmodel_precision_ratio, "
             "mlmodel_feature_drift_score and mlmodel_drifted_features_ratio on /metrics "
-            f"(windows {', '.join(WINDOWS)}). Timeline:",
+            f"(windows {', '.join(WINDOWS)}).",
+            f"Second model {DEMO_REGRESSION_MODEL!r}: scikit-learn Ridge regression on "
+            f"{len(REGRESSION_NUMERIC_FEATURES)} inputs of the diabetes data (disease progression "
+            f"a year later), a 'clinic' categorical; it writes {self.regression.predictions_path} "
+            f"with the outcome in each row at {self.regression.rate:g}/s. Watch mlmodel_mae, "
+            "mlmodel_rmse and mlmodel_mape_ratio.",
+            "Timeline:",
             *(f"  {'+' + _duration(t):>{width}}  {text}" for t, text in timeline),
+        ]
+
+    def _regression_events(self) -> list[tuple[float | None, str]]:
+        """The regression model's moments for :meth:`story`."""
+        reg = self.regression
+        before, after = reg.expected_error["before"], reg.expected_error["after"]
+        seconds = _WINDOW_SECONDS[WINDOWS[0]]
+        limits = REGRESSION_THRESHOLDS
+        drift = self._drift_after
+        ready = self._first_time(
+            0.0,
+            drift + seconds,
+            lambda t: reg.window_error(t, seconds)[0] >= limits["min_outcomes"],
+        )
+        crossing = self._first_time(
+            drift, drift + seconds, lambda t: reg.window_error(t, seconds)[1]["mae"] > limits["mae"]
+        )
+        shifts = ", ".join(f"{f} +{REGRESSION_DRIFT_SHIFT[f]:g}" for f in reg.drifting_features)
+        return [
+            (
+                ready,
+                f"{DEMO_REGRESSION_MODEL}: the {WINDOWS[0]} window has {limits['min_outcomes']} "
+                f"outcomes: MAE ~{before['mae']:.0f} (threshold {limits['mae']:g}), RMSE "
+                f"~{before['rmse']:.0f} ({limits['rmse']:g}), MAPE ~{before['mape']:.2f} "
+                f"({limits['mape']:g})",
+            ),
+            (
+                drift,
+                f"{DEMO_REGRESSION_MODEL}: the lab recalibrates {shifts} reference std; the "
+                "outcomes stay as they were",
+            ),
+            (
+                crossing,
+                f"{DEMO_REGRESSION_MODEL}: the {WINDOWS[0]} MAE rises above {limits['mae']:g} "
+                f"(towards ~{after['mae']:.0f}): MLModelRegressionErrorHigh would fire",
+            ),
         ]
 
     def _drift_detection_time(self, window: float) -> float | None:
@@ -520,3 +650,199 @@ def _ratios(tp: float, fp: float, fn: float, tn: float) -> dict[str, float]:
         "precision": tp / (tp + fp) if tp + fp else math.nan,
         "recall": tp / (tp + fn) if tp + fn else math.nan,
     }
+
+
+def _errors(prediction: np.ndarray, actual: np.ndarray) -> dict[str, float]:
+    error = prediction - actual
+    return {
+        "mae": float(np.mean(np.abs(error))),
+        "rmse": float(np.sqrt(np.mean(error * error))),
+        "mape": float(np.mean(np.abs(error) / np.abs(actual))),
+    }
+
+
+class RegressionSimulator:
+    """The demo's regression model: one prediction log with the outcome in each row.
+
+    A Ridge regression (median imputer + scaler) trained on half of scikit-learn's diabetes
+    data (``load_diabetes(scaled=False)``: the raw measurements) predicts disease progression
+    one year ahead (25-346) from :data:`REGRESSION_NUMERIC_FEATURES`; ``clinic`` is a
+    categorical input the model ignores. Row ``j`` is due at ``start_time + (j + 1) / rate``
+    and depends only on ``seed`` and ``j``; its outcome is the bootstrapped patient's true
+    progression, which the drift does not change.
+
+    Files in ``log_dir`` (created or overwritten at construction):
+    ``regression_reference.csv`` (the validation rows with ``prediction`` and ``actual``) and
+    ``regression_predictions.csv`` (header at construction, rows on :meth:`step`).
+    :class:`DemoSimulator` owns one and steps it; the clock starts with :meth:`start`.
+    """
+
+    def __init__(
+        self, log_dir: Path, *, seed: int = 0, rate: float = 2.5, drift_after: float = 120.0
+    ) -> None:
+        if not rate > 0:
+            raise ValueError(f"rate must be > 0, got {rate}")
+        self.log_dir = Path(log_dir)
+        self._seed = seed
+        self._rate = float(rate)
+        self._drift_after = float(drift_after)
+
+        data = load_diabetes(as_frame=True, scaled=False)
+        features = data.frame[list(_REGRESSION_SOURCE_FEATURES)].to_numpy(dtype=float)
+        target = data.target.to_numpy(dtype=float)
+        x_train, x_val, y_train, y_val = train_test_split(
+            features, target, test_size=_VALIDATION_SHARE, random_state=_SPLIT_SEED
+        )
+        self.model: Pipeline = make_pipeline(
+            SimpleImputer(strategy="median"), StandardScaler(), Ridge(alpha=1.0)
+        )
+        self.model.fit(x_train, y_train)
+
+        rng = np.random.default_rng([_SPLIT_SEED, 4])
+        self._ref_x = x_val
+        self._ref_y = y_val.round().astype(int)
+        self._ref_clinic = rng.choice(np.array(CLINICS), size=len(x_val), p=CLINIC_PROBABILITIES)
+        self._ref_std = x_val.std(axis=0, ddof=1)
+        self._ref_min = x_val.min(axis=0)
+        self._ref_max = x_val.max(axis=0)
+        self._shift = np.array(
+            [REGRESSION_DRIFT_SHIFT.get(name, 0.0) for name in REGRESSION_NUMERIC_FEATURES]
+        )
+        self._ref_prediction = self.model.predict(x_val)
+
+        self._t0: float | None = None
+        self._written = 0
+        self._block_index = -1
+        self._block: dict[str, np.ndarray] = {}
+        self._expected: dict[str, dict[str, float]] | None = None
+
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        reference = pd.DataFrame(self._ref_x, columns=list(REGRESSION_NUMERIC_FEATURES))
+        reference[REGRESSION_CATEGORICAL_FEATURE] = self._ref_clinic
+        reference["prediction"] = self._ref_prediction.round(2)
+        reference["actual"] = self._ref_y
+        reference.to_csv(self.reference_path, index=False, lineterminator="\n")
+        with self.predictions_path.open("w", encoding="utf-8", newline="") as f:
+            f.write(",".join(REGRESSION_LOG_COLUMNS) + "\n")
+
+    # -- paths and facts -------------------------------------------------------------------
+
+    @property
+    def predictions_path(self) -> Path:
+        return self.log_dir / REGRESSION_PREDICTIONS_FILE
+
+    @property
+    def reference_path(self) -> Path:
+        return self.log_dir / REGRESSION_REFERENCE_FILE
+
+    @property
+    def rate(self) -> float:
+        return self._rate
+
+    @property
+    def reference_rows(self) -> int:
+        return len(self._ref_y)
+
+    @property
+    def drifting_features(self) -> tuple[str, ...]:
+        return tuple(name for name in REGRESSION_NUMERIC_FEATURES if name in REGRESSION_DRIFT_SHIFT)
+
+    @property
+    def reference_std(self) -> dict[str, float]:
+        return dict(zip(REGRESSION_NUMERIC_FEATURES, self._ref_std.tolist(), strict=True))
+
+    @staticmethod
+    def request_id(j: int) -> str:
+        return f"{REGRESSION_ID_PREFIX}-{j:08d}"
+
+    # -- the simulation --------------------------------------------------------------------
+
+    def start(self, t0: float) -> None:
+        """Set time 0 of the story (clock seconds); rows are due from then on."""
+        self._t0 = float(t0)
+
+    def _sample(self, rng: np.random.Generator, drifted: np.ndarray) -> dict[str, np.ndarray]:
+        """``len(drifted)`` live rows: bootstrap + noise (+ shift where ``drifted``), scored."""
+        n = len(drifted)
+        width = len(REGRESSION_NUMERIC_FEATURES)
+        idx = rng.integers(0, len(self._ref_y), n)
+        noise = rng.normal(0.0, NOISE_STD, (n, width)) * self._ref_std
+        missing = rng.random(n) < MISSING_RATE
+        missing_col = rng.integers(0, width, n)
+
+        x = np.clip(self._ref_x[idx] + noise, self._ref_min, self._ref_max)
+        x = x + np.outer(drifted, self._shift * self._ref_std)
+        text = np.array([[_fmt(v) for v in row] for row in x], dtype=object)
+        x = text.astype(float)  # score exactly what is logged
+        rows = np.flatnonzero(missing)
+        x[rows, missing_col[rows]] = np.nan
+        text[rows, missing_col[rows]] = ""
+        return {
+            "x": x,
+            "text": text,
+            "clinic": self._ref_clinic[idx],
+            "actual": self._ref_y[idx],
+            "prediction": self.model.predict(x).round(2),
+        }
+
+    def _rows(self, b: int) -> dict[str, np.ndarray]:
+        if b != self._block_index:
+            js = np.arange(b * _BLOCK, (b + 1) * _BLOCK)
+            drifted = (js + 1) / self._rate >= self._drift_after
+            self._block = self._sample(np.random.default_rng([self._seed, 5, b]), drifted)
+            self._block_index = b
+        return self._block
+
+    def step(self, now: float) -> int:
+        """Append the rows due by ``now`` (clock seconds); returns how many were written."""
+        if self._t0 is None:
+            raise RuntimeError("RegressionSimulator.start() was not called")
+        due = max(0, math.floor((now - self._t0) * self._rate + 1e-9))
+        if due <= self._written:
+            return 0
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        for j in range(self._written, due):
+            block = self._rows(j // _BLOCK)
+            i = j % _BLOCK
+            writer.writerow(
+                [
+                    _iso(self._t0 + (j + 1) / self._rate),
+                    self.request_id(j),
+                    MODEL_VERSION,
+                    *block["text"][i],
+                    block["clinic"][i],
+                    f"{block['prediction'][i]:.2f}",
+                    int(block["actual"][i]),
+                ]
+            )
+        DemoSimulator._append(self.predictions_path, buf.getvalue())
+        written, self._written = due - self._written, due
+        return written
+
+    # -- what the terminal says ------------------------------------------------------------
+
+    @property
+    def expected_error(self) -> dict[str, dict[str, float]]:
+        """MAE, RMSE and MAPE expected before and after the drift (4000 simulated rows each,
+        from a separate random stream, so the log is not affected)."""
+        if self._expected is None:
+            rng = np.random.default_rng([self._seed, 6])
+            self._expected = {
+                regime: _errors(rows["prediction"], rows["actual"].astype(float))
+                for regime, flag in (("before", False), ("after", True))
+                for rows in (self._sample(rng, np.full(4000, flag)),)
+            }
+        return self._expected
+
+    def window_error(self, t: float, window: float) -> tuple[float, dict[str, float]]:
+        """Expected (rows, MAE/RMSE/MAPE) of a window at story time ``t`` (outcomes are in-row)."""
+        lo = max(0.0, t - window)
+        rows = self._rate * (t - lo)
+        if rows <= 0:
+            return 0.0, {}
+        share = self._rate * max(0.0, t - max(lo, self._drift_after)) / rows
+        before, after = self.expected_error["before"], self.expected_error["after"]
+        mixed = {key: (1 - share) * before[key] + share * after[key] for key in ("mae", "mape")}
+        mixed["rmse"] = math.sqrt((1 - share) * before["rmse"] ** 2 + share * after["rmse"] ** 2)
+        return rows, mixed

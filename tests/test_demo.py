@@ -11,18 +11,28 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, precision_score, recall_score
 
+from exporter.config import config_from_mapping
 from exporter.demo import (
     CATEGORICAL_FEATURE,
+    CLINICS,
     DEMO_MODEL,
+    DEMO_REGRESSION_MODEL,
     LOG_COLUMNS,
     NUMERIC_FEATURES,
     REFERENCE_COLUMNS,
+    REGRESSION_CATEGORICAL_FEATURE,
+    REGRESSION_LOG_COLUMNS,
+    REGRESSION_NUMERIC_FEATURES,
+    REGRESSION_REFERENCE_COLUMNS,
+    REGRESSION_THRESHOLDS,
     THRESHOLDS,
     DemoSimulator,
     demo_config,
 )
 
 T0 = 1_700_000_000.0
+FILES = ("predictions.csv", "outcomes.jsonl", "reference.csv")
+REGRESSION_FILES = ("regression_predictions.csv", "regression_reference.csv")
 RATE = 5.0
 DRIFT_AFTER = 120.0
 DELAY = 20.0
@@ -113,11 +123,10 @@ def test_same_seed_same_logs_however_often_stepped(tmp_path: Path) -> None:
     run(a, clock_a, 200, step=0.25)
     run(b, clock_b, 200, step=5.0)
     run(c, clock_c, 200, step=5.0)
-    for name in ("predictions.csv", "outcomes.jsonl", "reference.csv"):
+    for name in (*FILES, *REGRESSION_FILES):
         assert (tmp_path / "a" / name).read_text() == (tmp_path / "b" / name).read_text()
-    assert (tmp_path / "a" / "predictions.csv").read_text() != (
-        tmp_path / "c" / "predictions.csv"
-    ).read_text()
+    for name in ("predictions.csv", "regression_predictions.csv"):
+        assert (tmp_path / "a" / name).read_text() != (tmp_path / "c" / name).read_text()
 
 
 def test_outcomes_arrive_only_after_the_delay(tmp_path: Path) -> None:
@@ -240,7 +249,8 @@ def test_demo_config_has_exactly_the_spec_keys(tmp_path: Path) -> None:
     config = demo_config(tmp_path)
     assert set(config) == {"state_dir", "models"}
     assert config["state_dir"] == str(tmp_path / "state")
-    (model,) = config["models"]
+    model, regression = config["models"]  # the classifier first, then the regression
+    assert regression["name"] == DEMO_REGRESSION_MODEL
     assert set(model) == {
         "name", "task", "threshold", "positive_class", "predictions", "outcomes", "columns",
         "features", "reference", "windows", "drift", "thresholds",
@@ -270,6 +280,35 @@ def test_demo_config_has_exactly_the_spec_keys(tmp_path: Path) -> None:
     assert json.loads(json.dumps(config)) == config
 
 
+def test_demo_config_regression_model(tmp_path: Path) -> None:
+    _, regression = demo_config(tmp_path)["models"]
+    assert set(regression) == {
+        "name", "task", "predictions", "columns", "features", "reference", "windows", "drift",
+        "thresholds",
+    }  # fmt: skip  # no `outcomes`: the actual value is in the prediction row
+    assert regression["task"] == "regression"
+    assert regression["predictions"] == {
+        "path": str(tmp_path / "regression_predictions.csv"),
+        "format": "csv",
+    }
+    assert regression["reference"] == {"path": str(tmp_path / "regression_reference.csv")}
+    assert regression["features"] == {
+        **dict.fromkeys(REGRESSION_NUMERIC_FEATURES, "numeric"),
+        REGRESSION_CATEGORICAL_FEATURE: "categorical",
+    }
+    assert set(regression["features"]) <= set(REGRESSION_LOG_COLUMNS)
+    assert {"timestamp", "prediction", "actual", "model_version"} <= set(REGRESSION_LOG_COLUMNS)
+    assert {"mae", "rmse", "mape", "min_outcomes", "stale_after"} <= set(regression["thresholds"])
+    assert regression["windows"] == demo_config(tmp_path)["models"][0]["windows"]
+    # the exporter's own validation accepts both models
+    config = config_from_mapping(demo_config(tmp_path), base_dir=tmp_path)
+    assert [(m.name, m.task) for m in config.models] == [
+        (DEMO_MODEL, "binary"),
+        (DEMO_REGRESSION_MODEL, "regression"),
+    ]
+    assert config.models[1].thresholds["mae"] == REGRESSION_THRESHOLDS["mae"]
+
+
 def test_story_tells_what_happens_when(tmp_path: Path) -> None:
     sim, _ = make(tmp_path)
     story = sim.story()
@@ -281,6 +320,11 @@ def test_story_tells_what_happens_when(tmp_path: Path) -> None:
     assert "+2m " in text  # the drift
     for alert in ("MLModelAccuracyLow", "MLModelDataDrift", "MLModelPrecisionLow"):
         assert alert in text
+    assert DEMO_REGRESSION_MODEL in text
+    assert str(sim.regression.predictions_path) in text
+    assert "MLModelRegressionErrorHigh" in text
+    for feature in sim.regression.drifting_features:
+        assert feature in text
     assert sim.step() == 0  # telling the story writes nothing
 
 
@@ -289,3 +333,162 @@ def test_bad_arguments_are_rejected(tmp_path: Path) -> None:
         DemoSimulator(tmp_path, rate=0)
     with pytest.raises(ValueError, match="drift_after"):
         DemoSimulator(tmp_path, drift_after=-1)
+
+
+# --- the regression model -----------------------------------------------------------
+
+REG_RATE = RATE / 2
+WINDOW = 300.0  # the demo's short window, 5m
+
+
+def regression_rows(sim: DemoSimulator) -> pd.DataFrame:
+    rows = pd.read_csv(sim.regression.predictions_path)
+    rows["t"] = epoch(rows["timestamp"]) - T0
+    return rows
+
+
+def errors(rows: pd.DataFrame) -> dict[str, float]:
+    error = rows["prediction"] - rows["actual"]
+    return {
+        "mae": float(error.abs().mean()),
+        "rmse": float(np.sqrt((error**2).mean())),
+        "mape": float((error.abs() / rows["actual"].abs()).mean()),
+    }
+
+
+# Distances from the thresholds that the figures keep, in their units.
+BELOW = {"mae": 8.0, "rmse": 10.0, "mape": 0.1}
+ABOVE = {"mae": 15.0, "rmse": 15.0, "mape": 0.15}
+
+
+def test_regression_log_is_written_at_half_the_rate_with_the_outcome_in_the_row(
+    ten_minutes: tuple[DemoSimulator, pd.DataFrame],
+) -> None:
+    sim, _ = ten_minutes
+    rows = regression_rows(sim)
+    assert tuple(rows.columns[:-1]) == REGRESSION_LOG_COLUMNS  # + the test's "t"
+    assert len(rows) == 600 * REG_RATE
+    np.testing.assert_allclose(rows["t"], np.arange(1, len(rows) + 1) / REG_RATE, atol=1e-3)
+    assert rows["request_id"].is_unique
+    assert rows["request_id"].str.match(r"^dia-\d{8}$").all()
+    assert (rows["model_version"] == 1).all()
+    assert pd.api.types.is_integer_dtype(rows["actual"])
+    assert rows["actual"].between(25, 346).all()  # the diabetes data's range
+    assert pd.api.types.is_float_dtype(rows["prediction"])
+    assert rows["prediction"].notna().all()
+    for feature in REGRESSION_NUMERIC_FEATURES:
+        assert pd.api.types.is_float_dtype(rows[feature]), feature
+    missing = rows[list(REGRESSION_NUMERIC_FEATURES)].isna().any(axis=1).mean()
+    assert 0.002 <= missing <= 0.025
+    assert set(rows[REGRESSION_CATEGORICAL_FEATURE]) == set(CLINICS)
+    assert sim.regression.predictions_path.read_text().endswith("\n")
+    reference = pd.read_csv(sim.regression.reference_path)
+    assert tuple(reference.columns) == REGRESSION_REFERENCE_COLUMNS
+    assert len(reference) > 200
+    assert not reference.isna().any().any()
+
+
+def test_regression_error_is_under_its_thresholds_before_the_drift_and_over_after(
+    ten_minutes: tuple[DemoSimulator, pd.DataFrame],
+) -> None:
+    sim, _ = ten_minutes
+    rows = regression_rows(sim)
+    before = rows[rows["t"] < DRIFT_AFTER]
+    after = rows[rows["t"] >= DRIFT_AFTER]
+    # the 5m window just before the drift, and one that holds only drifted rows
+    last_clean = rows[(rows["t"] > DRIFT_AFTER - WINDOW) & (rows["t"] < DRIFT_AFTER)]
+    all_drifted = rows[rows["t"] > 600 - WINDOW]
+    assert len(last_clean) >= REGRESSION_THRESHOLDS["min_outcomes"]
+    assert len(all_drifted) >= REGRESSION_THRESHOLDS["min_outcomes"]
+    measured = {
+        "before": errors(before),
+        "after": errors(after),
+        "window before": errors(last_clean),
+        "window after": errors(all_drifted),
+    }
+    for metric in ("mae", "rmse", "mape"):
+        limit = REGRESSION_THRESHOLDS[metric]
+        for name in ("before", "window before"):
+            assert measured[name][metric] <= limit - BELOW[metric], (metric, name, measured)
+        for name in ("after", "window after"):
+            assert measured[name][metric] >= limit + ABOVE[metric], (metric, name, measured)
+    # the figures the story quotes match what the log shows
+    expected = sim.regression.expected_error
+    for regime in ("before", "after"):
+        for metric, tolerance in (("mae", 6.0), ("rmse", 8.0), ("mape", 0.08)):
+            assert abs(expected[regime][metric] - measured[regime][metric]) < tolerance
+
+
+def test_regression_every_5m_window_before_the_drift_stays_under_the_thresholds(
+    tmp_path: Path,
+) -> None:
+    """No false MLModelRegressionErrorHigh: from min_outcomes rows on, every 5m window before
+    the drift is under all three thresholds, whatever the seed."""
+    for seed in range(3):
+        sim, clock = make(tmp_path / str(seed), seed=seed, drift_after=WINDOW)
+        run(sim, clock, WINDOW, step=5.0)
+        rows = regression_rows(sim)
+        minimum = REGRESSION_THRESHOLDS["min_outcomes"]
+        for end in range(minimum, len(rows) + 1, 10):
+            figures = errors(rows.iloc[:end])  # the window still holds every row
+            for metric in ("mae", "rmse", "mape"):
+                assert figures[metric] < REGRESSION_THRESHOLDS[metric], (seed, end, figures)
+
+
+def test_regression_only_its_drifting_features_move(
+    ten_minutes: tuple[DemoSimulator, pd.DataFrame],
+) -> None:
+    sim, _ = ten_minutes
+    reg = sim.regression
+    assert set(reg.drifting_features) == {"bmi", "ltg"}
+    rows = regression_rows(sim)
+    reference = pd.read_csv(reg.reference_path)
+    before = rows[rows["t"] < DRIFT_AFTER]
+    after = rows[rows["t"] >= DRIFT_AFTER]
+    for feature in REGRESSION_NUMERIC_FEATURES:
+        mean, std = reference[feature].mean(), reference[feature].std()
+        assert abs(before[feature].mean() - mean) < 0.25 * std, feature
+        moved = (after[feature].mean() - mean) / std
+        if feature in reg.drifting_features:
+            assert moved >= 1.0, feature
+        else:
+            assert abs(moved) < 0.2, feature
+    shares = reference[REGRESSION_CATEGORICAL_FEATURE].value_counts(normalize=True)
+    for part in (before, after):
+        live = part[REGRESSION_CATEGORICAL_FEATURE].value_counts(normalize=True)
+        assert (live - shares).abs().max() < 0.08
+    # the outcomes do not drift: only the inputs, and so the predictions
+    assert abs(before["actual"].mean() - after["actual"].mean()) < 0.15 * reference["actual"].std()
+    assert after["prediction"].mean() - before["prediction"].mean() > 30
+
+
+def test_the_exporter_computes_the_regression_error_of_the_demo_log(tmp_path: Path) -> None:
+    """The exporter's own figures for the demo's regression log (event-time 5m window):
+    under every threshold just before the drift, over every one when the window is drifted."""
+    from exporter.collector import window_quality  # noqa: PLC0415
+    from exporter.engine import Engine  # noqa: PLC0415
+
+    sim, clock = make(tmp_path)
+    config = config_from_mapping(demo_config(tmp_path), base_dir=tmp_path)
+    engine = Engine(config, clock=clock, checkpoints=False)
+
+    def figures() -> dict[str, float]:
+        while engine.step():
+            pass
+        (model,) = [m for m in engine.snapshot().models if m.model.name == DEMO_REGRESSION_MODEL]
+        (window,) = [w for w in model.windows if w.window.name == "5m"]
+        (aggregate,) = window.quality.values()
+        assert aggregate["outcomes"] >= REGRESSION_THRESHOLDS["min_outcomes"]
+        return window_quality("regression", aggregate)
+
+    try:
+        run(sim, clock, DRIFT_AFTER - 1, step=5.0)
+        before = figures()
+        run(sim, clock, 600 - DRIFT_AFTER + 1, step=20.0)
+        after = figures()
+    finally:
+        engine.close()
+    for metric in ("mae", "rmse", "mape"):
+        limit = REGRESSION_THRESHOLDS[metric]
+        assert before[metric] <= limit - BELOW[metric], (metric, before)
+        assert after[metric] >= limit + ABOVE[metric], (metric, after)
