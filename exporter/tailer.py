@@ -1,0 +1,896 @@
+"""Follow one configured source (a path or a glob) of prediction-log lines.
+
+A polling file follower without threads: the ingest loop calls ``Tailer.poll()`` every
+~0.25 s and applies each yielded ``Chunk`` of complete lines before asking for the next.
+``Tailer.state()`` between chunks is a JSON-serialisable snapshot to resume from exactly.
+"""
+
+# The rules, after google/mtail's filestream.go. tests/test_tailer.py names its tests after
+# them. "Consumed" means: yielded in a chunk (the caller applies a chunk fully before it asks
+# for the next one, so state() between chunks describes exactly what has been applied).
+#
+# Identity. A file is device + inode + fingerprint. The fingerprint is the first up to 256
+#   data bytes: after the header line for CSV (the files of one source share their header, so
+#   the header alone identifies nothing), from byte 0 for JSONL. It is taken once the file
+#   holds a complete data line or 256 data bytes. While the file is shorter than 256 data bytes
+#   the fingerprint is a prefix that grows; comparisons use the stored prefix.
+# Offsets. A file's offset points just after the last complete line consumed. A partial last
+#   line (no b"\n" yet) is not consumed: it is read again once its newline arrives. Nothing is
+#   buffered across polls, so the checkpointed offset alone is enough to resume.
+# CSV header. The first line of each file; never emitted as data, passed with every chunk of
+#   that file. A file whose header line is not complete yet is waited for.
+# Rotation by rename + create. The name now points to another inode (or to nothing). The old
+#   descriptor stays open and is read to its end, including lines a slow writer completes
+#   later, until a poll finds it unchanged and it is still not matched; then it is closed.
+#   The new file is followed from offset 0. One rotation is counted when a name we followed
+#   now holds a file we did not know.
+# Restart from state. A recorded file is looked up by dev+inode: under its recorded name, else
+#   among the files of the same directory (logrotate names: name.1, name-20240601, ...); if the
+#   device number changed (remount) by inode alone. If its start still matches the fingerprint
+#   it is read from the recorded offset (and, if the source no longer matches it, to its end,
+#   then let go). If it does not: matched by the source, it was truncated (rule below);
+#   elsewhere, the inode number was reused by another file, and ours is gone. A recorded file
+#   that is gone is reported as lost; its content is looked for like a truncated file's.
+# Truncation. Size < offset, or the bytes at the start no longer match the stored header +
+#   fingerprint (the writer may have appended past the old offset before we looked). Count one
+#   rotation, restart the file at 0 (after its header for CSV), and look in the same directory
+#   for the copy (copytruncate): files starting with the stored header + fingerprint, with a
+#   line end where we stopped. The largest continues from our offset to its end, so the rows
+#   written between our last read and the copy are not lost; any other is consumed. All
+#   truncations of a poll are handled before any copy is looked for, and copies before any
+#   file is read. A CSV file truncated in place whose first new line is not its old header
+#   keeps the old header: after copytruncate a writer usually just goes on appending rows.
+# Copies. A new file whose start matches a followed file's fingerprint (another inode), that is
+#   not larger, and whose last 256 bytes equal the original's bytes at the same offsets, is a
+#   copy: it is never read on its own while the original holds that content. When the original
+#   is truncated the copy continues it (rule above); when the original goes away the copy takes
+#   over at the original's offset; when the copy grows larger than the original it takes over
+#   at the original's offset and the original becomes the copy; when its start stops matching
+#   it is a file of its own, read from 0.
+# Deleted and recreated. While we hold a file open its inode cannot be reused, so a recreated
+#   file is a new inode: the old one is read to its end, the new one from 0. Across a restart
+#   the inode number may be reused (ext4 does): the fingerprint does not match, restart at 0.
+# Glob. Matched files are read in a stable order, older first: files no longer matched, then by
+#   mtime, then by name. On a fresh start (no state) every matched file is read from 0 (history
+#   counts: windows are event-time). Files that appear later are read from 0. A file that
+#   leaves the glob is read to its end through its open descriptor, then dropped.
+# Too long lines. A line longer than max_line_bytes (not counting its b"\n") is never buffered
+#   whole: it is skipped up to and including its newline and counted in Chunk.too_long when
+#   that newline is consumed, even polls later (the "skipping" flag is part of the state). An
+#   over-long first line of a CSV file is counted so, and the next line is the header.
+# Errors. A missing or unreadable source makes stats().up False; no OSError escapes poll(); it
+#   recovers when the file appears. Events are reported through on_event(kind, message).
+# Hot path. os.pread on descriptors in blocks of up to chunk_bytes, line ends found with
+#   bytes.rfind (one search per max_line_bytes, not per line); no Python object per line.
+#
+# Limits (what no tailer can know; the randomized test keeps clear of them):
+# - A path source sees only the file under its name: a file created and rotated away between
+#   two polls, or while the exporter is down, is never read. A glob covering the rotated names
+#   (preds.csv*) sees it.
+# - A file holding no complete data line when last looked at has no fingerprint. If it is
+#   filled, copied and truncated before the next look (with the header written again, or
+#   JSONL), the truncation goes unnoticed and the rows in the copy are not read.
+# - A copy is known by content: a new file that is byte for byte a prefix of a followed file
+#   is taken for its copy. A CSV file that lost its header before we ever saw it (fresh start
+#   on a file truncated by copytruncate) has its first row taken for the header.
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import re
+import stat
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+FINGERPRINT_BYTES = 256
+STATE_VERSION = 1
+
+_GLOB_MAGIC = re.compile(r"[*?[]")
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+_SKIP_BLOCK = 1 << 16
+
+
+@dataclass(frozen=True)
+class Chunk:
+    source: str  # the configured source string (path or glob), used as a metric label
+    path: str  # the file the bytes came from (its current or last known name)
+    header: bytes | None  # CSV: that file's header line without line ending; None for jsonl
+    data: bytes  # zero or more complete lines, each ending in b"\n"; never the CSV header
+    too_long: int  # lines skipped in this step for exceeding max_line_bytes (not in data)
+    end_offset: int  # byte offset in that file just after `data`
+
+
+@dataclass
+class SourceStats:
+    up: bool  # at least one matched file exists and is readable (for a path: that file)
+    lag_bytes: int  # bytes written but not yet read, summed over followed files
+    rotations: int  # rotations and truncations seen (monotonic; restored from state)
+
+
+@dataclass(eq=False, slots=True)
+class _File:
+    """One followed file (or a copy of one, see ``copy_of``)."""
+
+    rid: int
+    path: str
+    dev: int
+    ino: int
+    fd: int | None = None  # None: recorded in a state, not found again yet
+    fp: bytes = b""  # fingerprint: the first up to FINGERPRINT_BYTES data bytes
+    header: bytes | None = None  # CSV header line as in the file, line ending included
+    inherited: bool = False  # header kept across a truncation: it is not in the file
+    prev_header: bytes | None = None  # header before a truncation, until the next line is seen
+    data_start: int = 0  # offset of the first data byte (after the header line)
+    offset: int = 0  # just after the last complete line consumed
+    skipping: bool = False  # inside a line longer than max_line_bytes
+    current: bool = True  # matched by the source under its name
+    copy_of: _File | None = None  # a copy of that file: not read while it holds the content
+    seen_size: int = -1  # size at the previous poll (to let a rotated file go)
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.dev, self.ino)
+
+    @property
+    def header_in_file(self) -> bytes:
+        """The header bytes that precede ``data_start`` in this file (b"" for JSONL)."""
+        if self.header is None or self.inherited:
+            return b""
+        return self.header
+
+
+class Tailer:
+    """Follow one source of log lines; see the rules at the top of this module."""
+
+    def __init__(
+        self,
+        source: str,
+        *,
+        fmt: str,
+        base_dir: Path,
+        max_line_bytes: int = 1 << 20,
+        chunk_bytes: int = 8 << 20,
+        state: dict | None = None,
+        on_event: Callable[[str, str], None] | None = None,
+    ) -> None:
+        if fmt not in ("csv", "jsonl"):
+            raise ValueError(f"fmt must be 'csv' or 'jsonl', not {fmt!r}")
+        if max_line_bytes < 1 or chunk_bytes < 1:
+            raise ValueError("max_line_bytes and chunk_bytes must be positive")
+        self.source = source
+        pattern = Path(source)
+        if not pattern.is_absolute():
+            pattern = Path(base_dir) / pattern
+        self._pattern = str(pattern)
+        self._is_glob = bool(_GLOB_MAGIC.search(source))
+        self._csv = fmt == "csv"
+        self._max_line = max_line_bytes
+        self._chunk_bytes = chunk_bytes
+        self._on_event = on_event
+        self._files: list[_File] = []
+        self._rotations = 0
+        self._next_id = 1
+        self._up = False
+        self._closed = False
+        self._matched: dict[str, tuple[int, int]] = {}  # path -> (dev, ino), last poll
+        self._unreadable: set[str] = set()
+        self._reported: set[tuple[str, str]] = set()
+        if state is not None:
+            self._load_state(state)
+
+    # --- public ---------------------------------------------------------------------
+    def poll(self) -> Iterator[Chunk]:
+        """Yield everything available now, in chunks of complete lines."""
+        if self._closed:
+            return
+        keys = self._match()
+        lost = self._attach_recorded(keys)
+        self._update_names(keys)
+        followed = self._oldest_first(
+            [f for f in self._files if f.fd is not None and f.copy_of is None]
+        )
+        # Every file whose content is gone (truncated, or lost while we were down) is known
+        # before any copy is looked for, and copies are looked for before anything is read:
+        # a file holding another one's content must never be read on its own.
+        gone = list(lost)
+        for f in followed:
+            try:
+                size = os.fstat(f.fd).st_size if f.fd is not None else 0
+                if f.fd is not None and self._truncated(f, size):
+                    gone.append(self._restart_at_zero(f, size))
+            except OSError as exc:
+                self._error(f.path, exc)
+        continuations = []
+        for old in gone:
+            try:
+                continuations.append(self._take_over_from_copies(old))
+            except OSError as exc:
+                self._error(old.path, exc)
+        for old in gone:  # copies that did not hold the content after all take over from it
+            yield from self._release_copies(old)
+        for c in continuations:
+            if c is not None and c.fd is not None:
+                try:
+                    yield from self._drain(c)
+                except OSError as exc:
+                    self._error(c.path, exc)
+        for f in followed:
+            if f.fd is None or f.copy_of is not None:
+                continue
+            try:
+                yield from self._service(f)
+            except OSError as exc:
+                self._error(f.path, exc)
+        for f in [f for f in self._files if f.fd is not None and f.copy_of is not None]:
+            if f.fd is None or f.copy_of is None:
+                continue
+            try:
+                yield from self._check_copy(f)
+            except OSError as exc:
+                self._error(f.path, exc)
+        yield from self._discover(keys)
+        attached = {f.key for f in self._files if f.fd is not None}
+        self._up = any(key in attached for key in keys)
+
+    def state(self) -> dict:
+        """Everything needed to resume exactly after the chunks yielded so far."""
+        return {
+            "version": STATE_VERSION,
+            "rotations": self._rotations,
+            "files": [
+                {
+                    "id": f.rid,
+                    "path": f.path,
+                    "dev": f.dev,
+                    "ino": f.ino,
+                    "fingerprint": f.fp.hex(),
+                    "offset": f.offset,
+                    "data_start": f.data_start,
+                    "header": None if f.header is None else f.header.hex(),
+                    "inherited": f.inherited,
+                    "prev_header": None if f.prev_header is None else f.prev_header.hex(),
+                    "skipping": f.skipping,
+                    "current": f.current,
+                    "copy_of": None if f.copy_of is None else f.copy_of.rid,
+                }
+                for f in self._files
+            ],
+        }
+
+    def stats(self) -> SourceStats:
+        lag = 0
+        for f in self._files:
+            if f.fd is None or f.copy_of is not None:
+                continue
+            try:
+                lag += max(0, os.fstat(f.fd).st_size - f.offset)
+            except OSError:
+                continue
+        return SourceStats(up=self._up, lag_bytes=lag, rotations=self._rotations)
+
+    def close(self) -> None:
+        self._closed = True
+        for f in self._files:
+            self._close_fd(f)
+
+    # --- one poll, step by step -----------------------------------------------------------
+    def _match(self) -> dict[tuple[int, int], str]:
+        """The regular files the source matches now: (dev, inode) -> path, in name order."""
+        if self._is_glob:
+            try:
+                names = sorted(glob.glob(self._pattern, recursive=True))
+            except OSError:
+                names = []
+        else:
+            names = [self._pattern]
+        keys: dict[tuple[int, int], str] = {}
+        self._matched = {}
+        for name in names:
+            try:
+                st = os.stat(name)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                key = (st.st_dev, st.st_ino)
+                keys.setdefault(key, name)
+                self._matched[name] = key
+        return keys
+
+    def _attach_recorded(self, keys: dict[tuple[int, int], str]) -> list[_File]:
+        """Find the files recorded in a restored state again (rule: restart from state).
+        Returns the ones that are gone, closed, for their content to be looked for."""
+        lost: list[_File] = []
+        for f in [f for f in self._files if f.fd is None]:
+            try:
+                found = self._locate(f)
+            except OSError as exc:
+                self._error(f.path, exc)
+                continue
+            if found is None:
+                lost.append(f)
+                continue
+            if found == "retry":
+                continue
+            path, fd, st = found
+            recorded, was_current = f.path, f.current
+            f.fd, f.dev, f.ino, f.path = fd, st.st_dev, st.st_ino, path
+            f.current = f.key in keys
+            if f.copy_of is None and not f.current and self._truncated(f, st.st_size):
+                # Not our content and not a file of the source: the inode number was reused.
+                # (In the source, other content is a truncation, handled in poll().)
+                lost.append(f)
+                continue
+            if f.copy_of is None and was_current and not f.current:
+                self._note_replaced(recorded)
+        for f in lost:
+            self._close_fd(f)
+            self._files.remove(f)  # its inode may be another file now: that one is free
+            if f.copy_of is None:
+                self._event("lost", f"{f.path}: the recorded file is gone, with its unread rows")
+        return lost
+
+    def _locate(self, f: _File) -> tuple[str, int, os.stat_result] | str | None:
+        """Where the recorded file is now: (path, fd, fstat), "retry" or None (gone)."""
+        match = None
+        try:
+            st = os.stat(f.path)
+            if (st.st_dev, st.st_ino) == f.key:
+                match = f.path
+        except OSError:
+            pass
+        directory = os.path.dirname(f.path) or "."
+        if match is None:
+            try:
+                entries = [(e.path, e.stat()) for e in os.scandir(directory) if e.is_file()]
+            except OSError:
+                entries = []
+            match = next((p for p, st in entries if (st.st_dev, st.st_ino) == f.key), None)
+            if match is None and entries and entries[0][1].st_dev != f.dev:
+                # The device was renumbered (remount, reboot): the inode alone, verified below.
+                match = next((p for p, st in entries if st.st_ino == f.ino), None)
+        if match is None:
+            return None
+        try:
+            fd = os.open(match, _OPEN_FLAGS)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            self._error(match, exc)
+            return "retry"
+        st = os.fstat(fd)
+        if st.st_ino != f.ino or (st.st_dev != f.dev and self._truncated_fd(f, fd, st)):
+            os.close(fd)
+            return None
+        return match, fd, st
+
+    def _truncated_fd(self, f: _File, fd: int, st: os.stat_result) -> bool:
+        saved = f.fd
+        f.fd = fd
+        try:
+            return self._truncated(f, st.st_size)
+        finally:
+            f.fd = saved
+
+    def _update_names(self, keys: dict[tuple[int, int], str]) -> None:
+        """Follow renames; notice files that left the source (rule: rotation)."""
+        for f in [f for f in self._files if f.fd is not None]:
+            path = keys.get(f.key)
+            if path is not None:
+                f.path, f.current = path, True
+                continue
+            if not f.current:
+                continue
+            f.current = False
+            if f.copy_of is not None:  # a copy that went away: nothing to read from it
+                self._close_fd(f)
+                self._files.remove(f)
+                continue
+            self._note_replaced(f.path)
+
+    def _note_replaced(self, name: str) -> None:
+        tracked = {g.key for g in self._files if g.fd is not None}
+        now = self._matched.get(name)
+        if now is not None and now not in tracked:
+            self._rotations += 1
+            self._event(
+                "rotation", f"{name}: replaced by a new file; reading the old one to its end"
+            )
+        else:
+            self._event("rotation", f"{name}: no longer matched; reading it to its end")
+
+    def _service(self, f: _File) -> Iterator[Chunk]:
+        assert f.fd is not None
+        size = os.fstat(f.fd).st_size
+        idle = not f.current and size == f.seen_size
+        f.seen_size = size
+        yield from self._drain(f)
+        if idle:
+            self._event("closed", f"{f.path}: rotated away and read to its end")
+            yield from self._drop(f)
+
+    def _truncated(self, f: _File, size: int) -> bool:
+        """Size < offset, or the start no longer matches header + fingerprint (which grows)."""
+        if size < f.offset:
+            return True
+        if self._csv and f.header is None:
+            return False
+        assert f.fd is not None
+        header = f.header_in_file
+        expect = header + f.fp
+        raw = os.pread(f.fd, len(header) + FINGERPRINT_BYTES, f.data_start - len(header))
+        if not raw.startswith(expect):
+            return True
+        if f.fp and len(f.fp) < FINGERPRINT_BYTES:
+            f.fp = raw[len(header) :]
+        return False
+
+    def _restart_at_zero(self, f: _File, size: int) -> _File:
+        """Truncation: `f` starts again at 0. Returns what it was, for its copies."""
+        self._rotations += 1
+        self._event(
+            "truncation",
+            f"{f.path}: truncated or rewritten (size {size}, offset {f.offset}); restarting at 0",
+        )
+        old = _File(
+            f.rid,
+            f.path,
+            f.dev,
+            f.ino,
+            None,
+            f.fp,
+            f.header,
+            f.inherited,
+            f.prev_header,
+            f.data_start,
+            f.offset,
+            f.skipping,
+            f.current,
+        )
+        for g in self._files:
+            if g.copy_of is f:
+                g.copy_of = old
+        previous = f.header if f.header is not None else f.prev_header
+        f.header, f.inherited, f.prev_header = None, False, previous if self._csv else None
+        f.data_start = f.offset = 0
+        f.fp, f.skipping, f.seen_size = b"", False, -1
+        return old
+
+    def _take_over_from_copies(self, f: _File) -> _File | None:
+        """Files holding f's content take over from f: the largest continues at f's offset
+        (if it reaches it), the others are consumed, so that none is read on its own."""
+        if f.copy_of is not None or not f.fp:
+            return None
+        copies = self._copies_holding(f)
+        continuation = copies[0][1] if copies and copies[0][0] >= f.offset else None
+        for _, c in copies:
+            self._promote(c, f, keep_offset=c is continuation)
+        if continuation is not None:
+            self._event(
+                "copy", f"{continuation.path}: a copy of {f.path}; reading it from {f.offset}"
+            )
+        return continuation
+
+    def _copies_holding(self, f: _File) -> list[tuple[int, _File]]:
+        """Files of f's directory that hold f's content (what copytruncate leaves), largest
+        first: f's copies, files nothing was consumed from yet, and files we do not follow
+        (those are followed from now on if the source matches them)."""
+        header = f.header_in_file
+        start = f.data_start - len(header)
+        want = len(header) + FINGERPRINT_BYTES
+        directory = os.path.dirname(f.path) or "."
+        found: list[tuple[int, _File]] = []
+        for g in self._files:
+            if g is f or g.fd is None:
+                continue
+            untouched = (
+                g.copy_of is None
+                and g.offset == g.data_start
+                and not g.skipping
+                and os.path.dirname(g.path) == directory
+            )
+            if g.copy_of is f or untouched:
+                size = os.fstat(g.fd).st_size
+                raw = os.pread(g.fd, want, start)
+                if _compatible(raw, header, f.fp) and self._line_ends_at(g.fd, size, f):
+                    found.append((size, g))
+        tracked = {g.key for g in self._files if g is not f}
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            entries = []
+        for entry in entries:
+            try:
+                if not entry.is_file():
+                    continue
+                st = entry.stat()
+                if st.st_size <= len(header) or (st.st_dev, st.st_ino) in tracked:
+                    continue
+                fd = os.open(entry.path, _OPEN_FLAGS)
+            except OSError:
+                continue
+            try:
+                st = os.fstat(fd)
+                holds = _compatible(os.pread(fd, want, start), header, f.fp)
+                holds = holds and self._line_ends_at(fd, st.st_size, f)
+            except OSError:
+                holds = False
+            if not holds:
+                os.close(fd)
+                continue
+            g = _File(self._new_id(), entry.path, st.st_dev, st.st_ino, fd)
+            g.current = g.key in self._matched.values()
+            self._files.append(g)
+            found.append((st.st_size, g))
+        found.sort(key=lambda item: -item[0])
+        return found
+
+    @staticmethod
+    def _line_ends_at(fd: int, size: int, f: _File) -> bool:
+        """A copy of `f` at least as long as f's offset has a line end where f had one."""
+        if size < f.offset or f.offset <= f.data_start or f.skipping:
+            return True
+        return os.pread(fd, 1, f.offset - 1) == b"\n"
+
+    def _check_copy(self, c: _File) -> Iterator[Chunk]:
+        """A copy stays a copy while its start matches the original and it is not larger."""
+        original = c.copy_of
+        assert original is not None
+        assert c.fd is not None
+        if original.fd is None:  # the original is still being looked for after a restart
+            return
+        header = original.header_in_file
+        raw = os.pread(c.fd, len(header) + FINGERPRINT_BYTES, original.data_start - len(header))
+        size, original_size = os.fstat(c.fd).st_size, os.fstat(original.fd).st_size
+        if not _compatible(raw, header, original.fp) or not _agree_before(
+            c.fd, original.fd, min(size, original_size)
+        ):
+            self._event(
+                "new_file", f"{c.path}: no longer a copy of {original.path}; reading from 0"
+            )
+            c.copy_of, c.header, c.inherited, c.prev_header = None, None, False, None
+            c.data_start = c.offset = 0
+            c.fp, c.skipping, c.seen_size = b"", False, -1
+            yield from self._drain(c)
+            return
+        if size > original_size:
+            self._event("copy", f"{c.path}: grew past {original.path}; following it instead")
+            c.copy_of, c.offset, c.skipping = None, original.offset, original.skipping
+            c.fp, c.seen_size = raw[len(header) :], -1
+            for g in self._files:
+                if g.copy_of is original:
+                    g.copy_of = c
+            original.copy_of = c
+            yield from self._drain(c)
+
+    def _discover(self, keys: dict[tuple[int, int], str]) -> Iterator[Chunk]:
+        """Matched files we do not follow yet: read from 0 unless they are copies."""
+        tracked = {f.key for f in self._files}
+        new: list[tuple[_File, os.stat_result]] = []
+        for key, path in keys.items():
+            if key in tracked:
+                continue
+            try:
+                fd = os.open(path, _OPEN_FLAGS)
+            except OSError as exc:
+                if path not in self._unreadable:
+                    self._unreadable.add(path)
+                    self._event("unreadable", f"{path}: {exc.strerror or exc}")
+                continue
+            self._unreadable.discard(path)
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino) in tracked:  # replaced between stat and open
+                os.close(fd)
+                continue
+            f = _File(self._new_id(), path, st.st_dev, st.st_ino, fd)
+            self._files.append(f)
+            tracked.add(f.key)
+            new.append((f, st))
+            self._event("new_file", f"{path}: following from the start")
+        # Largest first, so that of a file and its copy the original is known first.
+        for f, st in sorted(new, key=lambda item: -item[1].st_size):
+            try:
+                self._prepare(f, st.st_size)
+            except OSError as exc:
+                self._error(f.path, exc)
+        for f, _ in sorted(new, key=lambda item: (item[1].st_mtime_ns, item[0].path)):
+            if f.fd is None or f.copy_of is not None:
+                continue
+            try:
+                yield from self._drain(f)
+            except OSError as exc:
+                self._error(f.path, exc)
+
+    def _prepare(self, f: _File, size: int) -> None:
+        if self._csv and f.header is None and not self._read_header(f, size):
+            return
+        if not f.skipping and not f.fp:
+            self._establish(f, size)
+
+    # --- reading ------------------------------------------------------------------------
+    def _drain(self, f: _File) -> Iterator[Chunk]:
+        """Read `f` up to the size it has now; yield complete lines."""
+        fd = f.fd
+        if fd is None or f.copy_of is not None:
+            return
+        end = os.fstat(fd).st_size
+        want = self._chunk_bytes
+        while f.offset < end:
+            start = f.offset
+            if f.skipping:
+                block = os.pread(fd, min(end - start, max(want, _SKIP_BLOCK)), start)
+                if not block:
+                    return
+                newline = block.find(b"\n")
+                if newline < 0:
+                    f.offset = start + len(block)
+                    yield self._chunk(f, b"", 0)
+                else:
+                    f.offset, f.skipping = start + newline + 1, False
+                    yield self._chunk(f, b"", 1)
+                continue
+            if self._csv and f.header is None:
+                if not self._read_header(f, end):
+                    return
+                continue
+            if not f.fp and (not self._establish(f, end) or f.copy_of is not None):
+                return
+            block = os.pread(fd, min(end - start, want), start)
+            if not block:
+                return
+            if want > self._chunk_bytes:  # enlarged for one long line: emit just that line
+                newline = block.find(b"\n")
+                if newline >= 0:
+                    block = block[: newline + 1]
+            data, used, too_long, skipping = split_complete_lines(block, self._max_line)
+            if used == 0:
+                if start + len(block) < end and want < self._max_line + 2:
+                    want = self._max_line + 2  # one line longer than a chunk: read it whole
+                    continue
+                return
+            f.offset, f.skipping = start + used, skipping
+            yield self._chunk(f, data, too_long)
+            want = self._chunk_bytes
+            if used < len(block) and not skipping and start + len(block) >= end:
+                return  # only a partial last line is left
+
+    def _read_header(self, f: _File, end: int) -> bool:
+        """CSV: take the header line at f.offset. False while it is not complete."""
+        assert f.fd is not None
+        block = os.pread(f.fd, min(end - f.offset, self._max_line + 1), f.offset)
+        newline = block.find(b"\n")
+        if newline < 0:
+            if len(block) > self._max_line:
+                f.skipping = True  # skipped and counted as too long; the next line is the header
+                return True
+            return False
+        line = block[: newline + 1]
+        if f.prev_header is not None and line != f.prev_header:
+            # Truncated in place and the writer goes on with rows: keep the old header.
+            f.header, f.inherited, f.data_start = f.prev_header, True, f.offset
+        else:
+            f.header, f.inherited = line, False
+            f.data_start = f.offset = f.offset + newline + 1
+        f.prev_header = None
+        return True
+
+    def _establish(self, f: _File, end: int) -> bool:
+        """Take the fingerprint once there is a complete line or 256 data bytes; a file
+        that turns out to be a copy of a followed one becomes that file's copy."""
+        assert f.fd is not None
+        head = os.pread(f.fd, FINGERPRINT_BYTES, f.data_start)
+        if not head or (len(head) < FINGERPRINT_BYTES and b"\n" not in head):
+            return False
+        f.fp = head
+        if f.offset == f.data_start and not f.skipping:
+            original = self._original_of(f, end)
+            if original is not None:
+                f.copy_of = original
+                f.header, f.inherited = original.header, original.inherited
+                f.prev_header, f.data_start = None, original.data_start
+                f.offset, f.skipping = original.data_start, False
+                self._event(
+                    "copy",
+                    f"{f.path}: a copy of {original.path}; "
+                    "not read while the original holds this content",
+                )
+        return True
+
+    def _original_of(self, f: _File, size: int) -> _File | None:
+        assert f.fd is not None
+        for g in self._files:
+            if g is f or g.fd is None or g.copy_of is not None or not g.fp:
+                continue
+            header = g.header_in_file
+            start = g.data_start - len(header)
+            raw = os.pread(f.fd, len(header) + len(g.fp), start)
+            if (
+                _compatible(raw, header, g.fp)
+                and size <= os.fstat(g.fd).st_size
+                and _agree_before(f.fd, g.fd, size)
+            ):
+                return g
+        return None
+
+    # --- bookkeeping -------------------------------------------------------------------
+    def _chunk(self, f: _File, data: bytes, too_long: int) -> Chunk:
+        header = None if f.header is None else _strip_line_end(f.header)
+        return Chunk(self.source, f.path, header, data, too_long, f.offset)
+
+    def _promote(self, c: _File, original: _File, *, keep_offset: bool) -> None:
+        """A file holding `original`'s content is followed on its own from now on: at the
+        original's offset (if it reaches it), or with all of it consumed."""
+        assert c.fd is not None
+        size = os.fstat(c.fd).st_size
+        c.copy_of, c.seen_size = None, -1
+        c.header, c.inherited, c.prev_header = original.header, original.inherited, None
+        c.data_start = original.data_start
+        c.fp = os.pread(c.fd, FINGERPRINT_BYTES, c.data_start)
+        if keep_offset and size >= original.offset:
+            c.offset, c.skipping = original.offset, original.skipping
+        else:
+            c.offset, c.skipping = max(size, c.data_start), False
+
+    def _drop(self, f: _File) -> Iterator[Chunk]:
+        """Let `f` go; its copies take over at its offset."""
+        self._close_fd(f)
+        if f in self._files:
+            self._files.remove(f)
+        yield from self._release_copies(f)
+
+    def _release_copies(self, f: _File) -> Iterator[Chunk]:
+        for c in [g for g in self._files if g.copy_of is f]:
+            if c.fd is None:
+                self._files.remove(c)
+                continue
+            self._promote(c, f, keep_offset=True)
+            self._event("copy", f"{c.path}: {f.path} is gone; following its copy")
+            try:
+                yield from self._drain(c)
+            except OSError as exc:
+                self._error(c.path, exc)
+
+    def _close_fd(self, f: _File) -> None:
+        if f.fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(f.fd)
+            f.fd = None
+
+    def _oldest_first(self, files: list[_File]) -> list[_File]:
+        def order(f: _File) -> tuple[bool, int, str]:
+            try:
+                mtime = os.fstat(f.fd).st_mtime_ns if f.fd is not None else 0
+            except OSError:
+                mtime = 0
+            return (f.current, mtime, f.path)
+
+        return sorted(files, key=order)
+
+    def _new_id(self) -> int:
+        self._next_id += 1
+        return self._next_id - 1
+
+    def _event(self, kind: str, message: str) -> None:
+        if self._on_event is not None:
+            self._on_event(kind, message)
+
+    def _error(self, path: str, exc: OSError) -> None:
+        message = f"{path}: {exc}"
+        if (path, message) not in self._reported:  # once per distinct error
+            self._reported.add((path, message))
+            self._event("error", message)
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        try:
+            if state.get("version", STATE_VERSION) != STATE_VERSION:
+                raise ValueError(f"unsupported version {state.get('version')!r}")
+            rotations = int(state["rotations"])
+            files: dict[int, _File] = {}
+            links: dict[int, Any] = {}
+            for item in state["files"]:
+                f = _File(
+                    rid=int(item["id"]),
+                    path=str(item["path"]),
+                    dev=int(item["dev"]),
+                    ino=int(item["ino"]),
+                    fp=bytes.fromhex(item["fingerprint"]),
+                    header=_unhex(item.get("header")),
+                    inherited=bool(item.get("inherited", False)),
+                    prev_header=_unhex(item.get("prev_header")),
+                    data_start=int(item["data_start"]),
+                    offset=int(item["offset"]),
+                    skipping=bool(item["skipping"]),
+                    current=bool(item.get("current", True)),
+                )
+                files[f.rid] = f
+                links[f.rid] = item.get("copy_of")
+            for rid, original in links.items():
+                if original is not None:
+                    files[rid].copy_of = files[int(original)]
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"invalid tailer state for {self.source!r}: {exc}") from exc
+        self._rotations = rotations
+        self._files = list(files.values())
+        self._next_id = max(files, default=0) + 1
+
+
+def split_complete_lines(block: bytes, max_line: int) -> tuple[bytes, int, int, bool]:
+    """Split a block that starts at a line start into complete lines to emit.
+
+    Returns (data, used, too_long, skipping): ``data`` the complete lines of at most
+    ``max_line`` bytes (newline not counted) in order, ``used`` how many bytes of the block
+    they and the skipped lines take, ``too_long`` how many complete lines were skipped, and
+    ``skipping`` whether the block ends inside a too-long line (then ``used`` is the whole
+    block). A partial last line that may still fit is left unused. The loop runs once per
+    ``max_line`` bytes, not once per line.
+    """
+    n = len(block)
+    window = max_line + 1  # a line is too long iff its first `window` bytes hold no newline
+    if n <= window:
+        last = block.rfind(b"\n")
+        if last >= 0:
+            return (block if last == n - 1 else block[: last + 1]), last + 1, 0, False
+        if n == window:
+            return b"", n, 0, True
+        return b"", 0, 0, False
+    view = memoryview(block)
+    parts: list[memoryview] = []
+    kept = p = too_long = 0
+    skipping = False
+    while p < n:
+        limit = p + window
+        newline = block.rfind(b"\n", p, limit)
+        if newline >= 0:
+            p = newline + 1
+            continue
+        if limit > n:
+            break  # a partial last line
+        if p > kept:
+            parts.append(view[kept:p])
+        end = block.find(b"\n", limit)
+        if end < 0:
+            p = kept = n
+            skipping = True
+            break
+        too_long += 1
+        p = kept = end + 1
+    if p > kept:
+        parts.append(view[kept:p])
+    if len(parts) == 1 and len(parts[0]) == n:
+        return block, p, too_long, skipping
+    return b"".join(parts), p, too_long, skipping
+
+
+def _compatible(raw: bytes, header: bytes, fp: bytes) -> bool:
+    """`raw` starts with `header` and its data agrees with `fp` on their common length."""
+    if not fp or not raw.startswith(header):
+        return False
+    data = raw[len(header) :]
+    common = min(len(data), len(fp))
+    return common > 0 and data[:common] == fp[:common]
+
+
+def _agree_before(fd: int, other: int, end: int) -> bool:
+    """Both files hold the same bytes just before `end` (a copy is a prefix of its original;
+    a new file that merely starts like another one is not)."""
+    start = max(0, end - FINGERPRINT_BYTES)
+    return os.pread(fd, end - start, start) == os.pread(other, end - start, start)
+
+
+def _strip_line_end(line: bytes) -> bytes:
+    if line.endswith(b"\r\n"):
+        return line[:-2]
+    if line.endswith(b"\n"):
+        return line[:-1]
+    return line
+
+
+def _unhex(value: object) -> bytes | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"expected a hex string, got {value!r}")
+    return bytes.fromhex(value)
