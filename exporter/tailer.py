@@ -65,8 +65,10 @@ A polling file follower without threads: the ingest loop calls ``Tailer.poll()``
 #
 # Limits (what no tailer can know; the randomized test keeps clear of them):
 # - A path source sees only the file under its name: a file created and rotated away between
-#   two polls, or while the exporter is down, is never read. A glob covering the rotated names
-#   (preds.csv*) sees it.
+#   two polls is never read. After a restart the same holds for every file the restored state
+#   does not know: one read only after the last checkpoint and rotated away (renamed twice, or
+#   copytruncated) while the exporter was down. So checkpoint soon after consuming. A glob
+#   covering the rotated names (preds.csv*) sees such files.
 # - A file holding no complete data line when last looked at has no fingerprint. If it is
 #   filled, copied and truncated before the next look (with the header written again, or
 #   JSONL), the truncation goes unnoticed and the rows in the copy are not read.
@@ -188,7 +190,7 @@ class Tailer:
         if self._closed:
             return
         keys = self._match()
-        lost = self._attach_recorded(keys)
+        lost, suspects = self._attach_recorded(keys)
         self._update_names(keys)
         followed = self._oldest_first(
             [f for f in self._files if f.fd is not None and f.copy_of is None]
@@ -196,21 +198,25 @@ class Tailer:
         # Every file whose content is gone (truncated, or lost while we were down) is known
         # before any copy is looked for, and copies are looked for before anything is read:
         # a file holding another one's content must never be read on its own.
-        gone = list(lost)
+        gone = [(f, f) for f in lost]
         for f in followed:
             try:
                 size = os.fstat(f.fd).st_size if f.fd is not None else 0
                 if f.fd is not None and self._truncated(f, size):
-                    gone.append(self._restart_at_zero(f, size))
+                    gone.append((f, self._restart_at_zero(f, size, quiet=f in suspects)))
             except OSError as exc:
                 self._error(f.path, exc)
         continuations = []
-        for old in gone:
+        for f, old in gone:
             try:
-                continuations.append(self._take_over_from_copies(old))
+                continuation, held = self._take_over_from_copies(old)
             except OSError as exc:
                 self._error(old.path, exc)
-        for old in gone:  # copies that did not hold the content after all take over from it
+                continue
+            continuations.append(continuation)
+            if f in suspects:
+                yield from self._settle_suspect(f, held)
+        for _, old in gone:  # copies that did not hold the content after all take over from it
             yield from self._release_copies(old)
         for c in continuations:
             if c is not None and c.fd is not None:
@@ -300,10 +306,13 @@ class Tailer:
                 self._matched[name] = key
         return keys
 
-    def _attach_recorded(self, keys: dict[tuple[int, int], str]) -> list[_File]:
+    def _attach_recorded(self, keys: dict[tuple[int, int], str]) -> tuple[list[_File], set[_File]]:
         """Find the files recorded in a restored state again (rule: restart from state).
-        Returns the ones that are gone, closed, for their content to be looked for."""
+        Returns the ones that are gone (closed, for their content to be looked for) and the
+        suspects: found outside the source with other content, so either truncated and then
+        renamed, or their inode number was reused by another file (see _settle_suspect)."""
         lost: list[_File] = []
+        suspects: set[_File] = set()
         for f in [f for f in self._files if f.fd is None]:
             try:
                 found = self._locate(f)
@@ -320,10 +329,7 @@ class Tailer:
             f.fd, f.dev, f.ino, f.path = fd, st.st_dev, st.st_ino, path
             f.current = f.key in keys
             if f.copy_of is None and not f.current and self._truncated(f, st.st_size):
-                # Not our content and not a file of the source: the inode number was reused.
-                # (In the source, other content is a truncation, handled in poll().)
-                lost.append(f)
-                continue
+                suspects.add(f)  # (in the source, other content is plainly a truncation)
             if f.copy_of is None and was_current and not f.current:
                 self._note_replaced(recorded)
         for f in lost:
@@ -331,7 +337,19 @@ class Tailer:
             self._files.remove(f)  # its inode may be another file now: that one is free
             if f.copy_of is None:
                 self._event("lost", f"{f.path}: the recorded file is gone, with its unread rows")
-        return lost
+        return lost, suspects
+
+    def _settle_suspect(self, f: _File, held: bool) -> Iterator[Chunk]:
+        """A recorded file found outside the source with other content. If a copy held its
+        old content, it was truncated in place (copytruncate) and renamed since: its new rows
+        are read from 0. If not, its inode number belongs to another file now, which is not
+        ours to read, unless it just turned out to be some file's copy."""
+        if held:
+            self._rotations += 1
+            self._event("truncation", f"{f.path}: truncated and renamed; reading it from 0")
+        elif f.copy_of is None and f.offset == f.data_start == 0 and f.fp == b"":
+            self._event("lost", f"{f.path}: the recorded file is gone, with its unread rows")
+            yield from self._drop(f)
 
     def _locate(self, f: _File) -> tuple[str, int, os.stat_result] | str | None:
         """Where the recorded file is now: (path, fd, fstat), "retry" or None (gone)."""
@@ -384,7 +402,7 @@ class Tailer:
                 continue
             if not f.current:
                 continue
-            f.current = False
+            f.current, f.seen_size = False, -1  # let go only after a poll that finds nothing
             if f.copy_of is not None:  # a copy that went away: nothing to read from it
                 self._close_fd(f)
                 self._files.remove(f)
@@ -428,13 +446,15 @@ class Tailer:
             f.fp = raw[len(header) :]
         return False
 
-    def _restart_at_zero(self, f: _File, size: int) -> _File:
+    def _restart_at_zero(self, f: _File, size: int, *, quiet: bool = False) -> _File:
         """Truncation: `f` starts again at 0. Returns what it was, for its copies."""
-        self._rotations += 1
-        self._event(
-            "truncation",
-            f"{f.path}: truncated or rewritten (size {size}, offset {f.offset}); restarting at 0",
-        )
+        if not quiet:
+            self._rotations += 1
+            self._event(
+                "truncation",
+                f"{f.path}: truncated or rewritten (size {size}, offset {f.offset}); "
+                "restarting at 0",
+            )
         old = _File(
             f.rid,
             f.path,
@@ -459,11 +479,12 @@ class Tailer:
         f.fp, f.skipping, f.seen_size = b"", False, -1
         return old
 
-    def _take_over_from_copies(self, f: _File) -> _File | None:
+    def _take_over_from_copies(self, f: _File) -> tuple[_File | None, bool]:
         """Files holding f's content take over from f: the largest continues at f's offset
-        (if it reaches it), the others are consumed, so that none is read on its own."""
+        (if it reaches it), the others are consumed, so that none is read on its own.
+        Returns the one to read on and whether there were any."""
         if f.copy_of is not None or not f.fp:
-            return None
+            return None, False
         copies = self._copies_holding(f)
         continuation = copies[0][1] if copies and copies[0][0] >= f.offset else None
         for _, c in copies:
@@ -472,7 +493,7 @@ class Tailer:
             self._event(
                 "copy", f"{continuation.path}: a copy of {f.path}; reading it from {f.offset}"
             )
-        return continuation
+        return continuation, bool(copies)
 
     def _copies_holding(self, f: _File) -> list[tuple[int, _File]]:
         """Files of f's directory that hold f's content (what copytruncate leaves), largest

@@ -409,6 +409,25 @@ def test_restart_after_copytruncate_while_down(tmp_path: Path) -> None:
     assert ids_of(poll(tailer)) == ["2", "3", "4", "5"]
 
 
+def test_restart_after_copytruncate_and_then_rename_while_down(tmp_path: Path) -> None:
+    """Truncated in place, then renamed away: the copy and the file's new rows are both read."""
+    log = tmp_path / "preds.csv"
+    write(log, HEADER, rows(1))
+    tailer = csv_tailer(tmp_path)
+    poll(tailer)
+    state = json.loads(json.dumps(tailer.state()))
+    tailer.close()
+    write(log, rows(2))
+    shutil.copyfile(log, tmp_path / "preds.csv.1.copy")
+    os.truncate(log, 0)
+    write(log, HEADER, rows(3))
+    os.rename(log, tmp_path / "preds.csv.1")
+    write(log, HEADER, rows(4))
+    tailer = csv_tailer(tmp_path, state=state)
+    assert ids_of(poll(tailer)) == ["2", "3", "4"]
+    assert tailer.stats().rotations == 2  # the truncation and the rename
+
+
 @pytest.mark.parametrize("globbed", [False, True], ids=["path", "glob"])
 def test_inode_number_reused_while_down_is_not_taken_for_the_recorded_file(
     tmp_path: Path, globbed: bool
