@@ -207,15 +207,16 @@ class Tailer:
             except OSError as exc:
                 self._error(f.path, exc)
         continuations = []
-        for f, old in gone:
+        held: dict[_File, bool] = {}
+        for f, old in gone:  # nothing is yielded before every copy has been taken over
             try:
-                continuation, held = self._take_over_from_copies(old)
+                continuation, held[f] = self._take_over_from_copies(old)
             except OSError as exc:
                 self._error(old.path, exc)
                 continue
             continuations.append(continuation)
-            if f in suspects:
-                yield from self._settle_suspect(f, held)
+        for f in suspects:
+            yield from self._settle_suspect(f, held.get(f, False))
         for _, old in gone:  # copies that did not hold the content after all take over from it
             yield from self._release_copies(old)
         for c in continuations:
