@@ -37,6 +37,7 @@ from exporter.monitor import (
 )
 from exporter.parse import parse_csv
 from exporter.profile import categorical_profile, numeric_profile
+from exporter.reference import CategoricalReference
 
 START = 1_717_200_000.0
 PLANS = np.array(["basic", "pro", "team", "enterprise"], dtype=object)
@@ -501,11 +502,16 @@ def test_outcome_drift_for_binary_outcomes_joined_later(tmp_path: Path) -> None:
 
 
 def test_multiclass_predictions_drift_by_label(tmp_path: Path) -> None:
-    """Multiclass predictions are class labels; outcome indices give no outcome drift."""
+    """Multiclass predictions are class labels; outcomes count only when given as labels
+    (the model state's class indices cannot be mapped back here)."""
     rng = np.random.default_rng(23)
     classes = np.array(["cat", "dog", "bird"], dtype=object)
     reference = pd.DataFrame(
-        {"x": rng.normal(size=3000), "prediction": rng.choice(classes, 3000, p=[0.6, 0.3, 0.1])}
+        {
+            "x": rng.normal(size=3000),
+            "prediction": rng.choice(classes, 3000, p=[0.6, 0.3, 0.1]),
+            "actual": rng.choice(classes, 3000),
+        }
     )
     model = model_config(
         tmp_path,
@@ -526,6 +532,16 @@ def test_multiclass_predictions_drift_by_label(tmp_path: Path) -> None:
     labels = {"model": "credit", "window": "1h", "method": "jensenshannon"}
     assert sample(samples, "mlmodel_prediction_drifted", **labels) == 1
     assert "mlmodel_outcome_drift_score" not in names_of(samples)
+    monitor = state.monitor
+    assert isinstance(monitor, Monitor)
+    assert monitor.profile_outcomes(np.array([0.0, 1.0])) == {}  # indices: not mappable
+    labelled = monitor.profile_outcomes(np.array(["cat", "dog", "cat", "fish"], dtype=object))
+    counts = labelled["binned"][monitor.baseline.tag]["outcome"]["counts"]
+    outcome = monitor.baseline.outcome
+    assert outcome is not None
+    assert isinstance(outcome.ref, CategoricalReference)
+    by_label = dict(zip([*outcome.ref.categories, "other", "unseen"], counts.tolist(), strict=True))
+    assert by_label == {"cat": 2, "dog": 1, "bird": 0, "other": 0, "unseen": 1}
 
 
 # --- from_stream ----------------------------------------------------------------------------
