@@ -531,7 +531,6 @@ def test_multiclass_predictions_drift_by_label(tmp_path: Path) -> None:
     samples = scrape(state)
     labels = {"model": "credit", "window": "1h", "method": "jensenshannon"}
     assert sample(samples, "mlmodel_prediction_drifted", **labels) == 1
-    assert "mlmodel_outcome_drift_score" not in names_of(samples)
     monitor = state.monitor
     assert isinstance(monitor, Monitor)
     assert monitor.profile_outcomes(np.array([0.0, 1.0])) == {}  # indices: not mappable
