@@ -157,6 +157,7 @@ class Engine:
         self.ready = False
         self._last_checkpoint: float | None = None
         self._dirty = True  # something was consumed since the last checkpoint
+        self._checkpointed_files: dict[str, tuple] = {}  # source key -> file identities
         self._last_progress = monotonic()
         self._last_checkpoint_wall: float | None = None
         restored = load_checkpoint(config.state_dir) if checkpoints else None
@@ -212,9 +213,17 @@ class Engine:
         for source in sorted(self.sources, key=lambda s: s.kind != "predictions"):
             for chunk in self._chunks(source):
                 consumed += self._apply(source, chunk)
-                self.maybe_checkpoint()
+                self.maybe_checkpoint(force=self._files_changed(source))
+            self.maybe_checkpoint(force=self._files_changed(source))
         self.ready = True
         return consumed
+
+    def _files_changed(self, source: _Source) -> bool:
+        """Whether the set of files a source follows (or their fingerprints) changed since
+        the last checkpoint. Such a change is checkpointed at once: a file the checkpoint
+        does not know, or knows without a fingerprint, could be rotated away while the
+        exporter is down and then not be found again."""
+        return _file_identities(source.tailer.state()) != self._checkpointed_files.get(source.key)
 
     def _chunks(self, source: _Source) -> Iterator[Chunk]:
         # poll() may only advance its offsets when we ask for the next chunk; holding the
@@ -229,6 +238,15 @@ class Engine:
             yield chunk
 
     def _apply(self, source: _Source, chunk: Chunk) -> int:
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "%s: %d bytes up to offset %d: %r ... %r",
+                chunk.path,
+                len(chunk.data),
+                chunk.end_offset,
+                chunk.data[:24],
+                chunk.data[-24:],
+            )
         rows = parse_chunk(chunk, source.config.format, source.schema)
         with self.lock:
             now = self.clock()
@@ -290,17 +308,20 @@ class Engine:
         due = self._last_checkpoint is None or (
             now - self._last_checkpoint >= self.config.checkpoint_interval
         )
-        if not (force or due) or not self._dirty:
+        if not (force or (due and self._dirty)):
             return False
         with self.lock:
             state = self._state()
             self._dirty = False
         save_checkpoint(self.config.state_dir, state)
+        log.debug("checkpoint written")
         self._last_checkpoint = now
         self._last_checkpoint_wall = self.clock()
         return True
 
     def _state(self) -> dict[str, Any]:
+        sources = {s.key: s.tailer.state() for s in self.sources}
+        self._checkpointed_files = {key: _file_identities(st) for key, st in sources.items()}
         return {
             "models": {
                 name: {"fingerprint": model_fingerprint(m.model), "state": m.state()}
@@ -308,7 +329,7 @@ class Engine:
             },
             "sources": {
                 s.key: {
-                    "tailer": s.tailer.state(),
+                    "tailer": sources[s.key],
                     "lines": s.counters.lines,
                     "rejected": dict(s.counters.rejected),
                 }
@@ -332,6 +353,13 @@ class Engine:
         self.maybe_checkpoint(force=True)
         for source in self.sources:
             source.tailer.close()
+
+
+def _file_identities(tailer_state: dict[str, Any]) -> tuple:
+    return tuple(
+        (f["path"], f["dev"], f["ino"], f["fingerprint"], f["current"], f["copy_of"])
+        for f in tailer_state.get("files", [])
+    )
 
 
 _REASON_TEXT = {

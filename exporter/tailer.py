@@ -274,9 +274,11 @@ class Tailer:
             if f.fd is None or f.copy_of is not None:
                 continue
             try:
-                lag += max(0, os.fstat(f.fd).st_size - f.offset)
+                size = os.fstat(f.fd).st_size
             except OSError:
                 continue
+            # A file now shorter than our offset was truncated: all of it is unread.
+            lag += size - f.offset if size >= f.offset else size
         return SourceStats(up=self._up, lag_bytes=lag, rotations=self._rotations)
 
     def close(self) -> None:
