@@ -24,6 +24,7 @@ from exporter.checkpoint import CheckpointError
 from exporter.collector import ExporterCollector
 from exporter.config import Config, ConfigError, config_from_mapping, load_config
 from exporter.engine import Engine
+from exporter.monitor import MonitorCollector, build_monitors, describe, monitor_factory
 from exporter.server import ExporterHTTPServer, WebConfig, load_web_config, split_listen_address
 
 DEFAULT_LISTEN = ":9747"
@@ -105,6 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def check_command(path: Path) -> int:
     config = load_config(path)
+    monitors = build_monitors(config)  # reference problems: ConfigError, exit 2
     print(f"config OK: {path}")
     print(f"state_dir: {config.state_dir}")
     for model in config.models:
@@ -127,6 +129,8 @@ def check_command(path: Path) -> int:
                 f"{f.name} ({f.type or 'type inferred from the reference'})" for f in model.features
             )
             print(f"  features: {described}")
+        for line in describe(model, monitors.get(model.name)):
+            print(f"  {line}")
         print(f"  windows: {', '.join(w.name for w in model.windows)}")
         thresholds = ", ".join(f"{k}={v:g}" for k, v in sorted(model.thresholds.items()))
         print(f"  thresholds: {thresholds}")
@@ -144,9 +148,10 @@ def serve(
 ) -> int:
     """Run the engine until SIGTERM/SIGINT (or ``duration``), serving /metrics meanwhile."""
     host, port = split_listen_address(listen)
-    engine = Engine(config)
+    monitors = build_monitors(config)
+    engine = Engine(config, monitor_factory=monitor_factory(monitors))
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ExporterCollector(engine.snapshot))
+    registry.register(ExporterCollector(engine.snapshot, extra=[MonitorCollector(monitors)]))
     try:
         server = ExporterHTTPServer((host, port), registry, lambda: engine.ready, web)
     except OSError as err:

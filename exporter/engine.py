@@ -115,7 +115,7 @@ def parse_chunk(chunk: Chunk, fmt: str, schema: RowSchema) -> ParsedRows:
     return parse_jsonl(chunk.data, schema)
 
 
-def model_fingerprint(model: ModelConfig) -> str:
+def model_fingerprint(model: ModelConfig, monitor: FeatureMonitor | None = None) -> str:
     """What the stored aggregates depend on; a change discards them and re-reads the logs."""
     relevant = {
         "task": model.task,
@@ -129,6 +129,8 @@ def model_fingerprint(model: ModelConfig) -> str:
         "windows": [w.seconds for w in model.windows],
         "reference": vars(model.reference) if model.reference else None,
         "drift": {"method": model.drift.method, "bins": model.drift.bins},
+        # the reference file's content and the binning (exporter.monitor.Monitor.fingerprint)
+        "monitor": getattr(monitor, "fingerprint", None),
     }
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -174,7 +176,8 @@ class Engine:
                 monitor=monitor,
             )
             saved = saved_models.get(model.name)
-            usable = saved is not None and saved.get("fingerprint") == model_fingerprint(model)
+            fingerprint = model_fingerprint(model, monitor)
+            usable = saved is not None and saved.get("fingerprint") == fingerprint
             if usable:
                 state.restore(saved["state"])
             elif saved is not None:
@@ -324,7 +327,7 @@ class Engine:
         self._checkpointed_files = {key: _file_identities(st) for key, st in sources.items()}
         return {
             "models": {
-                name: {"fingerprint": model_fingerprint(m.model), "state": m.state()}
+                name: {"fingerprint": model_fingerprint(m.model, m.monitor), "state": m.state()}
                 for name, m in self.models.items()
             },
             "sources": {

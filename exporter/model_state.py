@@ -36,7 +36,7 @@ class FeatureMonitor(Protocol):
         """Profile of the features and the prediction of these rows (one time bucket)."""
 
     def profile_outcomes(self, actual: np.ndarray) -> Aggregate:
-        """Profile of these outcomes (binary: 1.0 = positive; multiclass: class index;
+        """Profile of these outcomes (binary: 1.0 = positive; multiclass: the class label;
         regression: the value), for one time bucket of their predictions."""
 
     def state(self) -> dict[str, Any]: ...
@@ -237,9 +237,10 @@ class ModelState:
                     )
                     add_into(bucket.setdefault("q", {}).setdefault(str(version), {}), aggregate)
                 if self.monitor is not None:
-                    add_into(
-                        bucket.setdefault("f", {}), self.monitor.profile_outcomes(actual[mask])
-                    )
+                    outcomes = actual[mask]
+                    if self.multiclass:  # the monitor compares class labels, not our indices
+                        outcomes = self._class_labels()[outcomes.astype(np.int64)]
+                    add_into(bucket.setdefault("f", {}), self.monitor.profile_outcomes(outcomes))
 
     def _outcome_aggregate(
         self,
@@ -361,6 +362,11 @@ class ModelState:
             expired_total=self.expired_total,
             unmatched_total=self.unmatched_total,
         )
+
+    def _class_labels(self) -> np.ndarray:
+        """The label of every class index (``limit``: ``__other__``)."""
+        labels = [self.classes.label(i) for i in range(self.classes.limit + 1)]
+        return np.array(labels, dtype=object)
 
     def _confusion_label(self, index: int) -> str:
         if self.binary:
