@@ -101,10 +101,8 @@ def outcome_schema(model: ModelConfig) -> RowSchema:
 def _text_columns(model: ModelConfig) -> tuple[str, ...]:
     columns = model.columns
     names = [columns.id, columns.model_version]
-    if model.task != "regression":
-        names.append(columns.actual)
     if model.task == "multiclass":
-        names.append(columns.prediction)
+        names += [columns.actual, columns.prediction]
     names += [f.name for f in model.features if f.type == "categorical"]
     return tuple(names)
 

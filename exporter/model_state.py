@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import is_numeric_dtype
 
 from exporter import quality
 from exporter.config import ModelConfig, Window
@@ -288,6 +289,10 @@ class ModelState:
             return np.full(n, np.nan)
         column = frame[name]
         if self.binary:
+            positive_number = _as_number(self.model.positive_class)
+            if is_numeric_dtype(column) and positive_number is not None:  # fast path: 0/1 columns
+                numbers = column.to_numpy(dtype=np.float64, na_value=np.nan)
+                return np.where(np.isnan(numbers), np.nan, (numbers == positive_number) * 1.0)
             labels = canonical_labels(column)
             return np.where(
                 labels == "", np.nan, (labels == self.model.positive_class).astype(np.float64)
@@ -414,6 +419,13 @@ class ModelState:
         self.unmatched_total = state["unmatched_total"]
         if self.monitor is not None and state.get("monitor") is not None:
             self.monitor.restore(state["monitor"])
+
+
+def _as_number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def _count_into(counter: dict[int, int], indices: np.ndarray) -> None:

@@ -291,16 +291,14 @@ def parse_timestamps(column: pd.Series) -> np.ndarray:
     """ISO 8601 (any offset; no zone = UTC) or epoch seconds, to float epoch seconds."""
     if is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
         return column.to_numpy(dtype=np.float64, na_value=np.nan)
-    numbers = np.array(
-        pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    # ISO text is the common case and pandas parses it fast; epoch seconds written as text
+    # come out as NaT and are read as numbers instead.
+    parsed = pd.to_datetime(column.astype("object"), format="ISO8601", utc=True, errors="coerce")
+    seconds = np.array(
+        ((parsed - _EPOCH) / pd.Timedelta(seconds=1)).to_numpy(dtype=np.float64, na_value=np.nan)
     )
-    text_rows = np.isnan(numbers) & column.notna().to_numpy()
-    if text_rows.any():
-        parsed = pd.to_datetime(
-            column[text_rows].astype(str), format="ISO8601", utc=True, errors="coerce"
-        )
-        seconds = ((parsed - _EPOCH) / pd.Timedelta(seconds=1)).to_numpy(
-            dtype=np.float64, na_value=np.nan
-        )
-        numbers[text_rows] = seconds
-    return numbers
+    retry = np.isnan(seconds) & column.notna().to_numpy()
+    if retry.any():
+        numbers = pd.to_numeric(column[retry], errors="coerce")
+        seconds[retry] = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
+    return seconds
