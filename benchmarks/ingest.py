@@ -27,6 +27,9 @@ import pandas as pd
 NUMERIC = [f"num_{i}" for i in range(20)]
 CATEGORICAL = [f"cat_{i}" for i in range(5)]
 START = 1_717_200_000
+# 4 s apart, so 200k rows already span more than the longest window (7d): every window's
+# bucket ring is full in both runs and RSS compares like with like.
+SECONDS_PER_ROW = 4
 
 
 def write_log(path: Path, rows: int, seed: int = 0) -> None:
@@ -41,9 +44,9 @@ def write_log(path: Path, rows: int, seed: int = 0) -> None:
             n = min(block, rows - offset)
             index = np.arange(offset, offset + n)
             frame = {
-                "timestamp": pd.to_datetime(START + index * 0.5, unit="s", utc=True).strftime(
-                    "%Y-%m-%dT%H:%M:%S.%fZ"
-                ),
+                "timestamp": pd.to_datetime(
+                    START + index * SECONDS_PER_ROW, unit="s", utc=True
+                ).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
                 "id": np.char.add("req-", index.astype(str)),
                 "prediction": rng.random(n).round(4),
                 "actual": rng.integers(0, 2, n),
@@ -65,6 +68,7 @@ def measure_read_csv(path: Path) -> dict[str, float]:
 def measure_exporter(path: Path) -> dict[str, float]:
     from exporter.config import config_from_mapping  # noqa: PLC0415 - timed in a subprocess
     from exporter.engine import Engine  # noqa: PLC0415
+    from exporter.monitor import build_monitors, monitor_factory  # noqa: PLC0415
 
     features = dict.fromkeys(NUMERIC, "numeric") | dict.fromkeys(CATEGORICAL, "categorical")
     with tempfile.TemporaryDirectory() as state:
@@ -83,7 +87,10 @@ def measure_exporter(path: Path) -> dict[str, float]:
             },
             base_dir=path.parent,
         )
-        engine = Engine(config, checkpoints=False)
+        # As `run` does: the features get their data-quality profiles (no reference here).
+        engine = Engine(
+            config, checkpoints=False, monitor_factory=monitor_factory(build_monitors(config))
+        )
         started = time.perf_counter()
         while engine.step():
             pass
@@ -122,9 +129,9 @@ def main() -> None:
         return
 
     args.dir.mkdir(parents=True, exist_ok=True)
-    big = args.dir / f"ingest-{args.rows}.csv"
-    small = args.dir / f"ingest-{args.small_rows}.csv"
-    large = args.dir / f"ingest-{args.large_rows}.csv"
+    big = args.dir / f"ingest-v2-{args.rows}.csv"
+    small = args.dir / f"ingest-v2-{args.small_rows}.csv"
+    large = args.dir / f"ingest-v2-{args.large_rows}.csv"
     print("writing the test files (once; reused later) ...", file=sys.stderr)
     for path, rows in ((big, args.rows), (small, args.small_rows), (large, args.large_rows)):
         write_log(path, rows)

@@ -67,9 +67,9 @@ class LabelCapper:
         """Vectorised index_of: one dictionary lookup per distinct value, not per row."""
         if len(values) == 0:
             return np.zeros(0, dtype=np.int64)
-        uniques, inverse = np.unique(values.astype(str), return_inverse=True)
+        codes, uniques = pd.factorize(values.astype(str))  # hashing, no sort
         mapped = np.array([self.index_of(str(u)) for u in uniques], dtype=np.int64)
-        return mapped[inverse.reshape(-1)]
+        return mapped[codes]
 
     def label(self, index: int) -> str:
         return self.values[index] if index < len(self.values) else OTHER

@@ -33,8 +33,9 @@ class FeatureMonitor(Protocol):
         """Sees every accepted prediction chunk, in log order, before it is bucketed (a
         ``from_stream`` reference is fitted from the first rows)."""
 
-    def profile_predictions(self, frame: pd.DataFrame) -> Aggregate:
-        """Profile of the features and the prediction of these rows (one time bucket)."""
+    def profile_observed(self, mask: np.ndarray | None) -> Aggregate:
+        """Profile of the features and the prediction of the rows (selected by ``mask``,
+        None: all) of the chunk last given to ``observe``: one time bucket's share."""
 
     def profile_outcomes(self, actual: np.ndarray) -> Aggregate:
         """Profile of these outcomes (binary: 1.0 = positive; multiclass: the class label;
@@ -147,15 +148,12 @@ class ModelState:
 
         for ring in self.rings:
             for bucket, mask in ring.groups(timestamps, self.watermark):
-                for version in np.unique(version_index[mask]):
+                for version in _distinct(version_index[mask]):
                     rows_mask = mask & (version_index == version)
                     quality_agg = bucket.setdefault("q", {}).setdefault(str(version), {})
                     add_into(quality_agg, {"predictions": np.int64(rows_mask.sum())})
                 if self.monitor is not None:
-                    rows_in_bucket = frame if mask.all() else frame.loc[mask]
-                    add_into(
-                        bucket.setdefault("f", {}), self.monitor.profile_predictions(rows_in_bucket)
-                    )
+                    add_into(bucket.setdefault("f", {}), self.monitor.profile_observed(mask))
             ring.evict(self.watermark)
 
         if has_outcome.any():
@@ -216,19 +214,16 @@ class ModelState:
         predicted_class, actual_class = self._classes(values, actual)
         _count_into(self.outcomes_total, versions)
         if predicted_class is not None:
-            keys, counts = np.unique(
-                np.stack([versions, actual_class, predicted_class], axis=1),
-                axis=0,
-                return_counts=True,
-            )
-            for (version, a, p), count in zip(keys.tolist(), counts.tolist(), strict=True):
-                key = (version, a, p)
-                self.confusion_total[key] = self.confusion_total.get(key, 0) + count
+            size = 2 if self.binary else self.classes.limit + 1
+            cells = np.bincount((versions * size + actual_class) * size + predicted_class)
+            for cell in np.flatnonzero(cells).tolist():
+                key = (cell // (size * size), cell // size % size, cell % size)
+                self.confusion_total[key] = self.confusion_total.get(key, 0) + int(cells[cell])
         if self.watermark is None:
             return
         for ring in self.rings:
             for bucket, mask in ring.groups(timestamps, self.watermark):
-                for version in np.unique(versions[mask]):
+                for version in _distinct(versions[mask]):
                     rows = mask & (versions == version)
                     aggregate = self._outcome_aggregate(
                         values[rows],
@@ -429,9 +424,16 @@ def _as_number(text: str) -> float | None:
 
 
 def _count_into(counter: dict[int, int], indices: np.ndarray) -> None:
-    keys, counts = np.unique(indices, return_counts=True)
-    for key, count in zip(keys.tolist(), counts.tolist(), strict=True):
-        counter[key] = counter.get(key, 0) + count
+    counts = np.bincount(indices)
+    for key in np.flatnonzero(counts).tolist():
+        counter[key] = counter.get(key, 0) + int(counts[key])
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """np.unique without the sort in the common case of a single value."""
+    if len(values) and values.min() == values.max():
+        return values[:1]
+    return np.unique(values)
 
 
 def _by_label(counter: Mapping[int, int], label: Callable[[int], str]) -> dict[str, int]:

@@ -535,6 +535,18 @@ class Monitor:
         baseline = self._baseline
         return self._profile(self._encode(frame, baseline, baseline.layout), None)
 
+    def profile_observed(self, mask: np.ndarray | None) -> Aggregate:
+        """Profile of the rows of the chunk last given to `observe` selected by a boolean
+        ``mask`` (None: all of them), without building a sub-frame."""
+        if self._chunk is None:
+            return self.profile_predictions(pd.DataFrame())
+        _, encoded = self._chunk
+        if mask is None or mask.all():
+            if self._chunk_profile is None:
+                self._chunk_profile = self._profile(encoded, None)
+            return self._chunk_profile
+        return self._profile(encoded, np.flatnonzero(mask))
+
     def profile_outcomes(self, actual: np.ndarray) -> Aggregate:
         """Outcome counts against the reference outcomes. Binary: 1.0 positive, 0.0 other;
         regression: values; multiclass: class *labels* (an index array is not mappable

@@ -80,21 +80,34 @@ def parse_csv(header: bytes, data: bytes, schema: RowSchema) -> ParsedRows:
         )
         return result
 
+    # Fast path: with no quotes and exactly (columns - 1) commas per line on average, every
+    # line has the right field count, unless a long line offsets a short one; pandas raises
+    # on any long line, and then the exact per-line check below runs.
+    if b'"' not in data and data.count(b",") == (len(columns) - 1) * lines:
+        try:
+            return _validate(_read_csv(data, columns, schema), schema, result)
+        except (pd.errors.ParserError, UnicodeDecodeError):
+            pass
+
     arr = np.frombuffer(data, dtype=np.uint8)
     good_bytes, bad = _split_rows(arr, len(columns))
     good_data = data if good_bytes is None else arr[good_bytes].tobytes()
     if bad:
         result.reject("parse", bad[0], f"expected {len(columns)} fields: {bad[1]!r}")
-    if not good_data.strip():
+    if not good_data or good_data.isspace():
         return result
     try:
         good_data.decode("utf-8")
     except UnicodeDecodeError:
         good_data = _drop_undecodable_lines(good_data, result)
+    frame = _read_csv(good_data, columns, schema)
+    return _validate(frame, schema, result)
 
+
+def _read_csv(data: bytes, columns: list[str], schema: RowSchema) -> pd.DataFrame:
     text_columns = {name: "str" for name in schema.text if name in columns}
-    frame = pd.read_csv(
-        io.BytesIO(good_data),
+    return pd.read_csv(
+        io.BytesIO(data),
         header=None,
         names=columns,
         dtype=text_columns or None,
@@ -102,7 +115,6 @@ def parse_csv(header: bytes, data: bytes, schema: RowSchema) -> ParsedRows:
         encoding="utf-8",
         low_memory=False,
     )
-    return _validate(frame, schema, result)
 
 
 def _split_rows(
@@ -113,13 +125,13 @@ def _split_rows(
     Returns a byte mask of the good rows (None when every row is good) and, if some rows
     have the wrong number of fields, their count and one example."""
     is_quote = arr == _QUOTE
+    is_separator = arr == _COMMA
     if is_quote.any():
         outside = (np.cumsum(is_quote) & 1) == 0
         row_ends = np.flatnonzero((arr == _NEWLINE) & outside)
-        separators = np.cumsum((arr == _COMMA) & outside)
+        is_separator &= outside
     else:
         row_ends = np.flatnonzero(arr == _NEWLINE)
-        separators = np.cumsum(arr == _COMMA)
     if len(row_ends) == 0 or row_ends[-1] != len(arr) - 1:
         # An unbalanced quote swallowed the last newline(s): the tail is one bad row.
         row_ends = np.append(row_ends, len(arr) - 1)
@@ -127,8 +139,8 @@ def _split_rows(
     else:
         unbalanced_tail = False
     starts = np.concatenate(([0], row_ends[:-1] + 1))
-    seps_before = np.concatenate(([0], separators[row_ends[:-1]]))
-    fields = separators[row_ends] - seps_before + 1
+    # reduceat sums each row's separators without a chunk-sized int64 cumsum
+    fields = np.add.reduceat(is_separator, starts, dtype=np.int32) + 1
     lengths = row_ends - starts  # without the newline
     blank = (lengths == 0) | ((lengths == 1) & (arr[np.maximum(row_ends - 1, 0)] == _CR))
     good = (fields == n_columns) | blank

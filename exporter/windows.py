@@ -84,7 +84,9 @@ class BucketRing:
         live = indices >= oldest
         if not live.any():
             return
-        uniques = np.unique(indices[live])
+        live_indices = indices[live]
+        low, high = int(live_indices.min()), int(live_indices.max())
+        uniques = [low] if low == high else np.unique(live_indices)
         if len(uniques) == 1:
             yield self.bucket(int(uniques[0])), live
             return
