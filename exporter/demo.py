@@ -2,13 +2,19 @@
 
 A scikit-learn classifier (StandardScaler + LogisticRegression) is trained on the breast
 cancer data that scikit-learn ships, and then "serves" traffic: every ``1 / rate`` seconds of
-clock time it scores a row bootstrapped from its held-out validation set (with a little noise)
-and appends it to ``predictions.csv``; the true label of each row arrives 1-1.5 x
-``outcome_delay`` later in ``outcomes.jsonl``. After ``drift_after`` seconds two inputs drift
-(as if the imaging device had been recalibrated: ``mean_texture`` and ``mean_concave_points``
-read 1.5 reference standard deviations higher), the model flags many benign cases as
-malignant and its accuracy and precision drop well under the configured thresholds, while
-the other features, the ``channel`` categorical and the labels keep their distribution.
+clock time it scores a row drawn from its held-out validation set (with a little noise; see
+:func:`_pool_order`) and appends it to ``predictions.csv``; the true label of each row
+arrives 1-1.5 x ``outcome_delay`` later in ``outcomes.jsonl``. After ``drift_after`` seconds
+two inputs drift (as if the imaging device had been recalibrated: ``mean_texture`` and
+``mean_concave_points`` read 1.5 reference standard deviations higher), the model flags many
+benign cases as malignant and its accuracy and precision drop well under the configured
+thresholds, while the other features, the ``channel`` categorical and the labels keep their
+distribution.
+
+Each model's reference is :data:`REFERENCE_ROWS` rows drawn exactly as the pre-drift traffic
+is (same pool, noise, categorical shares and missing values, with the prediction and the
+actual), so that ``drift.method: auto`` uses normed Wasserstein and Jensen-Shannon (the
+reference has more than 1000 rows) and flags the drifting features and only those.
 
 The trained model and the reference are fixed; the traffic is deterministic given ``seed``
 and the injected clock: row ``k`` is due at
@@ -39,14 +45,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
-from scipy.stats import ks_2samp
 from sklearn.datasets import load_breast_cancer, load_diabetes
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
+
+from exporter.drift import DEFAULT_THRESHOLDS as DRIFT_THRESHOLDS
 
 DEMO_MODEL = "breast-cancer"
 """The model name in the demo config (the ``model`` label of every metric)."""
@@ -149,11 +155,24 @@ REGRESSION_THRESHOLDS: dict[str, Any] = {
 """Before the drift MAE ~46, RMSE ~57, MAPE ~0.41; after it ~88, ~102, ~0.9."""
 
 NOISE_STD = 0.05
-"""Noise added to bootstrapped rows, in reference standard deviations."""
+"""Noise added to each drawn row, in standard deviations of the held-out rows."""
 MISSING_RATE = 0.01
 """Share of live rows with one numeric feature left empty."""
 OUTCOME_JITTER = 0.5
 """Outcomes arrive ``outcome_delay * (1 + OUTCOME_JITTER * u)`` after the prediction, u ~ U[0,1)."""
+REFERENCE_ROWS = 5000
+"""Rows in each model's reference, drawn as the pre-drift traffic is. More than
+``exporter.drift.AUTO_REFERENCE_ROWS`` (1000), so ``drift.method: auto`` decides by normed
+Wasserstein >= 0.1 (numeric) and Jensen-Shannon >= 0.1 (categorical), as Evidently does, not
+by p-values, which flag a feature that does not drift in about one window in twenty."""
+DRIFT_MIN_ROWS = 250
+"""``drift.min_rows`` of the classifier: no drift figure for a window of fewer rows. Windows
+of 100-200 undrifted rows reach a normed Wasserstein distance of 0.1-0.2 by chance alone;
+from 250 rows (most of one pass over the 285 held-out rows) they stay under 0.075 (measured
+over 30 seeds). At the default rate the 5m window has 250 rows 50 s after the start."""
+REGRESSION_DRIFT_MIN_ROWS = 200
+"""``drift.min_rows`` of the regression model (221 held-out rows; under 0.075 from 200 rows,
+80 s after the start at its rate)."""
 _BLOCK = 256
 _VALIDATION_SHARE = 0.5
 _SPLIT_SEED = 0
@@ -189,7 +208,7 @@ def demo_config(log_dir: Path) -> dict[str, Any]:
                 "features": features,
                 "reference": {"path": str(log_dir / REFERENCE_FILE)},
                 "windows": list(WINDOWS),
-                "drift": {"method": "auto"},
+                "drift": {"method": "auto", "min_rows": DRIFT_MIN_ROWS},
                 "thresholds": dict(THRESHOLDS),
             },
             {
@@ -203,7 +222,7 @@ def demo_config(log_dir: Path) -> dict[str, Any]:
                 "features": regression_features,
                 "reference": {"path": str(log_dir / REGRESSION_REFERENCE_FILE)},
                 "windows": list(WINDOWS),
-                "drift": {"method": "auto"},
+                "drift": {"method": "auto", "min_rows": REGRESSION_DRIFT_MIN_ROWS},
                 "thresholds": dict(REGRESSION_THRESHOLDS),
             },
         ],
@@ -233,8 +252,9 @@ def _fmt(value: float) -> str:
 class DemoSimulator:
     """A scikit-learn model writing a prediction log and a delayed outcome log, with drift.
 
-    Files in ``log_dir`` (created or overwritten at construction): ``reference.csv`` (the
-    validation rows with ``prediction`` and ``actual``), ``predictions.csv`` (header at
+    Files in ``log_dir`` (created or overwritten at construction): ``reference.csv``
+    (:data:`REFERENCE_ROWS` rows of pre-drift traffic with ``prediction`` and ``actual``, the
+    same for every ``seed``), ``predictions.csv`` (header at
     construction, rows on :meth:`step`) and ``outcomes.jsonl``; plus the files of
     :attr:`regression`, the second model, which :meth:`step` writes too.
     """
@@ -278,14 +298,16 @@ class DemoSimulator:
         self.model.fit(x_train, y_train)
 
         rng = np.random.default_rng([_SPLIT_SEED, 1])
-        self._ref_x = x_val
-        self._ref_y = y_val.astype(int)
-        self._ref_channel = rng.choice(np.array(CHANNELS), size=len(x_val), p=CHANNEL_PROBABILITIES)
-        self._ref_std = x_val.std(axis=0, ddof=1)
-        self._ref_min = x_val.min(axis=0)
-        self._ref_max = x_val.max(axis=0)
+        # the held-out validation rows: the pool that the reference and the traffic draw from
+        self._pool_x = x_val
+        self._pool_y = y_val.astype(int)
+        self._pool_channel = rng.choice(
+            np.array(CHANNELS), size=len(x_val), p=CHANNEL_PROBABILITIES
+        )
+        self._pool_std = x_val.std(axis=0, ddof=1)
+        self._pool_min = x_val.min(axis=0)
+        self._pool_max = x_val.max(axis=0)
         self._shift = np.array([DRIFT_SHIFT.get(name, 0.0) for name in NUMERIC_FEATURES])
-        self._ref_prediction = self.model.predict_proba(x_val)[:, 1]
 
         self._written = 0  # prediction rows written so far
         self._block_index = -1
@@ -294,11 +316,21 @@ class DemoSimulator:
         self._expected: dict[str, dict[str, float]] | None = None
 
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        reference = pd.DataFrame(self._ref_x, columns=list(NUMERIC_FEATURES))
-        reference[CATEGORICAL_FEATURE] = self._ref_channel
-        reference["prediction"] = self._ref_prediction.round(6)
-        reference["actual"] = self._ref_y
-        reference.to_csv(self.reference_path, index=False, lineterminator="\n")
+        # the reference: pre-drift traffic from its own stream (the same for every seed)
+        rows = self._sample(
+            np.random.default_rng([_SPLIT_SEED, 7]),
+            np.zeros(REFERENCE_ROWS, bool),
+            _pool_order([_SPLIT_SEED, 11], np.arange(REFERENCE_ROWS), len(self._pool_y)),
+        )
+        self._ref_std = np.nanstd(rows["x"], axis=0, ddof=1)
+        _write_reference(
+            self.reference_path,
+            REFERENCE_COLUMNS,
+            text=rows["text"],
+            category=rows[CATEGORICAL_FEATURE],
+            prediction=[f"{p:.6f}" for p in rows["prediction"]],
+            actual=rows["actual"],
+        )
         with self.predictions_path.open("w", encoding="utf-8", newline="") as f:
             f.write(",".join(LOG_COLUMNS) + "\n")
         self.outcomes_path.write_text("", encoding="utf-8")
@@ -342,25 +374,27 @@ class DemoSimulator:
 
     @property
     def reference_std(self) -> dict[str, float]:
-        return dict(zip(NUMERIC_FEATURES, self._ref_std.tolist(), strict=True))
+        return dict(zip(NUMERIC_FEATURES, self._pool_std.tolist(), strict=True))
 
     # -- the simulation --------------------------------------------------------------------
 
     def _row_time(self, k: int) -> float:
         return self._t0 + (k + 1) / self._rate
 
-    def _sample(self, rng: np.random.Generator, drifted: np.ndarray) -> dict[str, np.ndarray]:
-        """``len(drifted)`` live rows: bootstrap + noise (+ shift where ``drifted``), scored."""
+    def _sample(
+        self, rng: np.random.Generator, drifted: np.ndarray, idx: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """Live rows from the pool rows ``idx`` (see :func:`_pool_order`): + noise (+ shift
+        where ``drifted``), scored."""
         n = len(drifted)
         width = len(NUMERIC_FEATURES)
-        idx = rng.integers(0, len(self._ref_y), n)
-        noise = rng.normal(0.0, NOISE_STD, (n, width)) * self._ref_std
+        noise = rng.normal(0.0, NOISE_STD, (n, width)) * self._pool_std
         missing = rng.random(n) < MISSING_RATE
         missing_col = rng.integers(0, width, n)
         jitter = rng.random(n)
 
-        x = np.clip(self._ref_x[idx] + noise, self._ref_min, self._ref_max)
-        x = x + np.outer(drifted, self._shift * self._ref_std)
+        x = np.clip(self._pool_x[idx] + noise, self._pool_min, self._pool_max)
+        x = x + np.outer(drifted, self._shift * self._pool_std)
         text = np.array([[_fmt(v) for v in row] for row in x], dtype=object)
         x = text.astype(float)  # score exactly what is logged
         rows = np.flatnonzero(missing)
@@ -369,8 +403,8 @@ class DemoSimulator:
         return {
             "x": x,
             "text": text,
-            "channel": self._ref_channel[idx],
-            "actual": self._ref_y[idx],
+            CATEGORICAL_FEATURE: self._pool_channel[idx],
+            "actual": self._pool_y[idx],
             "prediction": self.model.predict_proba(x)[:, 1],
             "jitter": jitter,
         }
@@ -379,7 +413,8 @@ class DemoSimulator:
         if b != self._block_index:
             ks = np.arange(b * _BLOCK, (b + 1) * _BLOCK)
             drifted = (ks + 1) / self._rate >= self._drift_after
-            self._block = self._sample(np.random.default_rng([self._seed, 2, b]), drifted)
+            idx = _pool_order([self._seed, 9], ks, len(self._pool_y))
+            self._block = self._sample(np.random.default_rng([self._seed, 2, b]), drifted, idx)
             self._block_index = b
         return self._block
 
@@ -408,7 +443,7 @@ class DemoSimulator:
                     self.request_id(k),
                     MODEL_VERSION,
                     *block["text"][i],
-                    block["channel"][i],
+                    block[CATEGORICAL_FEATURE][i],
                     f"{block['prediction'][i]:.6f}",
                 ]
             )
@@ -448,7 +483,8 @@ class DemoSimulator:
             result: dict[str, dict[str, float]] = {}
             rng = np.random.default_rng([self._seed, 3])
             for regime, flag in (("before", False), ("after", True)):
-                rows = self._sample(rng, np.full(4000, flag))
+                idx = _pool_order([self._seed, 13], np.arange(4000), len(self._pool_y))
+                rows = self._sample(rng, np.full(4000, flag), idx)
                 predicted = rows["prediction"] >= THRESHOLD
                 actual = rows["actual"] == 1
                 tp = float(np.mean(predicted & actual))
@@ -542,7 +578,8 @@ class DemoSimulator:
             ),
             (
                 self._drift_detection_time(_WINDOW_SECONDS[short]),
-                f"the drift shows in the {short} window (KS); drifted_features_ratio "
+                f"the drift shows in the {short} window (normed Wasserstein >= "
+                f"{DRIFT_THRESHOLDS['wasserstein']:g}); drifted_features_ratio "
                 f"{ratio:.2f} > {THRESHOLDS['drifted_features_ratio']:g}: MLModelDataDrift would "
                 "fire, and MLModelPredictionDrift as the scores rise",
             ),
@@ -562,6 +599,15 @@ class DemoSimulator:
                 f"{settled('precision')}, {settled('recall')}",
             ),
         ]
+        figures = DRIFT_MIN_ROWS / self._rate  # while the window still holds every row
+        if figures < min(drift, _WINDOW_SECONDS[short]):
+            events.append(
+                (
+                    figures,
+                    f"the {short} window has {DRIFT_MIN_ROWS} rows (drift.min_rows): drift "
+                    "figures appear, no feature drifted",
+                )
+            )
         if not also_long:
             events.append(
                 (accuracy_long, f"the {long_} accuracy falls under {THRESHOLDS['accuracy']:g}")
@@ -576,7 +622,8 @@ class DemoSimulator:
             f"{len(NUMERIC_FEATURES)} features of the breast cancer data (1 = malignant), "
             "a 'channel' categorical, model_version 1.",
             f"It writes {self.predictions_path} and {self.outcomes_path}; "
-            f"its reference is {self.reference_path} ({len(self._ref_y)} validation rows).",
+            f"its reference is {self.reference_path} ({REFERENCE_ROWS} rows drawn as the "
+            f"pre-drift traffic is, from {len(self._pool_y)} held-out validation rows).",
             "Watch mlmodel_accuracy_ratio, mlmodel_precision_ratio, "
             "mlmodel_feature_drift_score and mlmodel_drifted_features_ratio on /metrics "
             f"(windows {', '.join(WINDOWS)}).",
@@ -605,7 +652,17 @@ class DemoSimulator:
             drift, drift + seconds, lambda t: reg.window_error(t, seconds)[1]["mae"] > limits["mae"]
         )
         shifts = ", ".join(f"{f} +{REGRESSION_DRIFT_SHIFT[f]:g}" for f in reg.drifting_features)
-        return [
+        figures = REGRESSION_DRIFT_MIN_ROWS / reg.rate
+        events: list[tuple[float | None, str]] = []
+        if figures < min(drift, seconds):
+            events.append(
+                (
+                    figures,
+                    f"{DEMO_REGRESSION_MODEL}: the {WINDOWS[0]} window has "
+                    f"{REGRESSION_DRIFT_MIN_ROWS} rows: drift figures appear, no input drifted",
+                )
+            )
+        events += [
             (
                 ready,
                 f"{DEMO_REGRESSION_MODEL}: the {WINDOWS[0]} window has {limits['min_outcomes']} "
@@ -624,23 +681,58 @@ class DemoSimulator:
                 f"(towards ~{after['mae']:.0f}): MLModelRegressionErrorHigh would fire",
             ),
         ]
+        return events
 
     def _drift_detection_time(self, window: float) -> float | None:
-        """Rough first time the drifting features' KS test rejects in a ``window`` window."""
-        n_ref = len(self._ref_y)
-        full = min(
-            float(ks_2samp(column, column + shift * std).statistic)
-            for column, shift, std in zip(self._ref_x.T, self._shift, self._ref_std, strict=True)
+        """Rough first time ``drift.method: auto`` flags the drifting features in a ``window``
+        window: with :data:`REFERENCE_ROWS` > ``AUTO_REFERENCE_ROWS`` that is normed
+        Wasserstein >= its threshold. A share ``s`` of rows shifted by ``d`` reference std
+        puts the window's normed Wasserstein distance at ``s * d``; the window also needs
+        :data:`DRIFT_MIN_ROWS` rows."""
+        distance = min(
+            shift * pool / ref
+            for shift, pool, ref in zip(self._shift, self._pool_std, self._ref_std, strict=True)
             if shift
         )
 
-        def rejects(t: float) -> bool:
+        def flags(t: float) -> bool:
             lo = max(0.0, t - window)
             m = self._rate * (t - lo)
             share = self._rate * (t - max(lo, self._drift_after)) / m
-            return share * full > 1.63 * math.sqrt(1 / n_ref + 1 / m)  # KS at p = 0.01
+            return m >= DRIFT_MIN_ROWS and share * distance >= DRIFT_THRESHOLDS["wasserstein"]
 
-        return self._first_time(self._drift_after, self._drift_after + window, rejects)
+        return self._first_time(self._drift_after, self._drift_after + window, flags)
+
+
+def _pool_order(key: list[int], positions: np.ndarray, size: int) -> np.ndarray:
+    """The pool row at each stream position: the stream goes through the pool in passes,
+    every row once per pass, in a new random order each pass (pass ``p``'s order depends
+    only on ``key`` and ``p``)."""
+    passes = positions // size
+    idx = np.empty(len(positions), dtype=np.int64)
+    for p in np.unique(passes):
+        order = np.random.default_rng([*key, int(p)]).permutation(size)
+        here = passes == p
+        idx[here] = order[positions[here] % size]
+    return idx
+
+
+def _write_reference(
+    path: Path,
+    columns: tuple[str, ...],
+    *,
+    text: np.ndarray,
+    category: np.ndarray,
+    prediction: list[str],
+    actual: np.ndarray,
+) -> None:
+    """Write a reference CSV whose rows read exactly as the prediction log's would."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    for values, cat, pred, act in zip(text, category, prediction, actual, strict=True):
+        writer.writerow([*values, cat, pred, int(act)])
+    path.write_text(buf.getvalue(), encoding="utf-8")
 
 
 def _ratios(tp: float, fp: float, fn: float, tn: float) -> dict[str, float]:
@@ -668,11 +760,12 @@ class RegressionSimulator:
     data (``load_diabetes(scaled=False)``: the raw measurements) predicts disease progression
     one year ahead (25-346) from :data:`REGRESSION_NUMERIC_FEATURES`; ``clinic`` is a
     categorical input the model ignores. Row ``j`` is due at ``start_time + (j + 1) / rate``
-    and depends only on ``seed`` and ``j``; its outcome is the bootstrapped patient's true
+    and depends only on ``seed`` and ``j``; its outcome is the drawn patient's true
     progression, which the drift does not change.
 
     Files in ``log_dir`` (created or overwritten at construction):
-    ``regression_reference.csv`` (the validation rows with ``prediction`` and ``actual``) and
+    ``regression_reference.csv`` (:data:`REFERENCE_ROWS` rows of pre-drift traffic with
+    ``prediction`` and ``actual``) and
     ``regression_predictions.csv`` (header at construction, rows on :meth:`step`).
     :class:`DemoSimulator` owns one and steps it; the clock starts with :meth:`start`.
     """
@@ -699,16 +792,16 @@ class RegressionSimulator:
         self.model.fit(x_train, y_train)
 
         rng = np.random.default_rng([_SPLIT_SEED, 4])
-        self._ref_x = x_val
-        self._ref_y = y_val.round().astype(int)
-        self._ref_clinic = rng.choice(np.array(CLINICS), size=len(x_val), p=CLINIC_PROBABILITIES)
-        self._ref_std = x_val.std(axis=0, ddof=1)
-        self._ref_min = x_val.min(axis=0)
-        self._ref_max = x_val.max(axis=0)
+        # the held-out validation rows: the pool that the reference and the traffic draw from
+        self._pool_x = x_val
+        self._pool_y = y_val.round().astype(int)
+        self._pool_clinic = rng.choice(np.array(CLINICS), size=len(x_val), p=CLINIC_PROBABILITIES)
+        self._pool_std = x_val.std(axis=0, ddof=1)
+        self._pool_min = x_val.min(axis=0)
+        self._pool_max = x_val.max(axis=0)
         self._shift = np.array(
             [REGRESSION_DRIFT_SHIFT.get(name, 0.0) for name in REGRESSION_NUMERIC_FEATURES]
         )
-        self._ref_prediction = self.model.predict(x_val)
 
         self._t0: float | None = None
         self._written = 0
@@ -717,11 +810,20 @@ class RegressionSimulator:
         self._expected: dict[str, dict[str, float]] | None = None
 
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        reference = pd.DataFrame(self._ref_x, columns=list(REGRESSION_NUMERIC_FEATURES))
-        reference[REGRESSION_CATEGORICAL_FEATURE] = self._ref_clinic
-        reference["prediction"] = self._ref_prediction.round(2)
-        reference["actual"] = self._ref_y
-        reference.to_csv(self.reference_path, index=False, lineterminator="\n")
+        # the reference: pre-drift traffic from its own stream (the same for every seed)
+        rows = self._sample(
+            np.random.default_rng([_SPLIT_SEED, 8]),
+            np.zeros(REFERENCE_ROWS, bool),
+            _pool_order([_SPLIT_SEED, 12], np.arange(REFERENCE_ROWS), len(self._pool_y)),
+        )
+        _write_reference(
+            self.reference_path,
+            REGRESSION_REFERENCE_COLUMNS,
+            text=rows["text"],
+            category=rows["clinic"],
+            prediction=[f"{p:.2f}" for p in rows["prediction"]],
+            actual=rows["actual"],
+        )
         with self.predictions_path.open("w", encoding="utf-8", newline="") as f:
             f.write(",".join(REGRESSION_LOG_COLUMNS) + "\n")
 
@@ -741,7 +843,7 @@ class RegressionSimulator:
 
     @property
     def reference_rows(self) -> int:
-        return len(self._ref_y)
+        return REFERENCE_ROWS
 
     @property
     def drifting_features(self) -> tuple[str, ...]:
@@ -749,7 +851,7 @@ class RegressionSimulator:
 
     @property
     def reference_std(self) -> dict[str, float]:
-        return dict(zip(REGRESSION_NUMERIC_FEATURES, self._ref_std.tolist(), strict=True))
+        return dict(zip(REGRESSION_NUMERIC_FEATURES, self._pool_std.tolist(), strict=True))
 
     @staticmethod
     def request_id(j: int) -> str:
@@ -761,17 +863,19 @@ class RegressionSimulator:
         """Set time 0 of the story (clock seconds); rows are due from then on."""
         self._t0 = float(t0)
 
-    def _sample(self, rng: np.random.Generator, drifted: np.ndarray) -> dict[str, np.ndarray]:
-        """``len(drifted)`` live rows: bootstrap + noise (+ shift where ``drifted``), scored."""
+    def _sample(
+        self, rng: np.random.Generator, drifted: np.ndarray, idx: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """Live rows from the pool rows ``idx`` (see :func:`_pool_order`): + noise (+ shift
+        where ``drifted``), scored."""
         n = len(drifted)
         width = len(REGRESSION_NUMERIC_FEATURES)
-        idx = rng.integers(0, len(self._ref_y), n)
-        noise = rng.normal(0.0, NOISE_STD, (n, width)) * self._ref_std
+        noise = rng.normal(0.0, NOISE_STD, (n, width)) * self._pool_std
         missing = rng.random(n) < MISSING_RATE
         missing_col = rng.integers(0, width, n)
 
-        x = np.clip(self._ref_x[idx] + noise, self._ref_min, self._ref_max)
-        x = x + np.outer(drifted, self._shift * self._ref_std)
+        x = np.clip(self._pool_x[idx] + noise, self._pool_min, self._pool_max)
+        x = x + np.outer(drifted, self._shift * self._pool_std)
         text = np.array([[_fmt(v) for v in row] for row in x], dtype=object)
         x = text.astype(float)  # score exactly what is logged
         rows = np.flatnonzero(missing)
@@ -780,8 +884,8 @@ class RegressionSimulator:
         return {
             "x": x,
             "text": text,
-            "clinic": self._ref_clinic[idx],
-            "actual": self._ref_y[idx],
+            "clinic": self._pool_clinic[idx],
+            "actual": self._pool_y[idx],
             "prediction": self.model.predict(x).round(2),
         }
 
@@ -789,7 +893,8 @@ class RegressionSimulator:
         if b != self._block_index:
             js = np.arange(b * _BLOCK, (b + 1) * _BLOCK)
             drifted = (js + 1) / self._rate >= self._drift_after
-            self._block = self._sample(np.random.default_rng([self._seed, 5, b]), drifted)
+            idx = _pool_order([self._seed, 10], js, len(self._pool_y))
+            self._block = self._sample(np.random.default_rng([self._seed, 5, b]), drifted, idx)
             self._block_index = b
         return self._block
 
@@ -828,10 +933,11 @@ class RegressionSimulator:
         from a separate random stream, so the log is not affected)."""
         if self._expected is None:
             rng = np.random.default_rng([self._seed, 6])
+            idx = _pool_order([self._seed, 14], np.arange(4000), len(self._pool_y))
             self._expected = {
                 regime: _errors(rows["prediction"], rows["actual"].astype(float))
                 for regime, flag in (("before", False), ("after", True))
-                for rows in (self._sample(rng, np.full(4000, flag)),)
+                for rows in (self._sample(rng, np.full(4000, flag), idx),)
             }
         return self._expected
 
