@@ -124,7 +124,7 @@ def check_command(path: Path) -> int:
         )
         if model.task == "binary":
             print(f"  positive class {model.positive_class!r} when score >= {model.threshold:g}")
-        if model.features:
+        if model.features and monitors.get(model.name) is None:
             described = ", ".join(
                 f"{f.name} ({f.type or 'type inferred from the reference'})" for f in model.features
             )
