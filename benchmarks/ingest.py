@@ -6,8 +6,9 @@ Writes a CSV with a timestamp, id, score, outcome, 20 numeric and 5 categorical 
 then times, each in a fresh subprocess so peak RSS is its own:
   * pandas.read_csv of the whole file (type inference, the usual way to load it),
   * the exporter ingesting it from its tailer through parsing, windows and counters,
-and the exporter's peak RSS at 200k and at the full row count (memory must not grow with
-rows: the state is buckets, not rows). Prints rows/s and the ratios.
+and the exporter's peak RSS at 200k and 1.2M rows (memory must not grow with rows: the
+state is buckets, not rows). Times are the best of 3 fresh processes each. Prints rows/s
+and the ratios.
 """
 
 from __future__ import annotations
@@ -104,14 +105,20 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _in_subprocess(kind: str, path: Path) -> dict[str, float]:
-    output = subprocess.run(
-        [sys.executable, __file__, "--measure", kind, str(path)],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return json.loads(output.strip().splitlines()[-1])
+def _in_subprocess(kind: str, path: Path, repeat: int = 3) -> dict[str, float]:
+    """Best time of ``repeat`` fresh processes (the machine is shared: the minimum is the
+    least disturbed run), with the largest peak RSS seen."""
+    runs = []
+    for _ in range(repeat):
+        output = subprocess.run(
+            [sys.executable, __file__, "--measure", kind, str(path)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        runs.append(json.loads(output.strip().splitlines()[-1]))
+    best = min(runs, key=lambda run: run["seconds"])
+    return {**best, "peak_rss_mb": max(run["peak_rss_mb"] for run in runs)}
 
 
 def main() -> None:
@@ -139,8 +146,8 @@ def main() -> None:
 
     pandas_run = _in_subprocess("read_csv", big)
     ours = _in_subprocess("exporter", big)
-    ours_small = _in_subprocess("exporter", small)
-    ours_large = _in_subprocess("exporter", large)
+    ours_small = _in_subprocess("exporter", small, repeat=1)
+    ours_large = _in_subprocess("exporter", large, repeat=1)
     assert ours["rows"] == args.rows, ours
     assert ours_small["rows"] == args.small_rows, ours_small
     assert ours_large["rows"] == args.large_rows, ours_large

@@ -147,12 +147,15 @@ class ModelState:
             self.monitor.observe(frame)
 
         for ring in self.rings:
-            for bucket, mask in ring.groups(timestamps, self.watermark):
-                for version in _distinct(version_index[mask]):
-                    rows_mask = mask & (version_index == version)
-                    quality_agg = bucket.setdefault("q", {}).setdefault(str(version), {})
-                    add_into(quality_agg, {"predictions": np.int64(rows_mask.sum())})
-                if self.monitor is not None:
+            groups = _bucket_version_groups(ring, timestamps, version_index, self.watermark)
+            if groups is not None:
+                _, group, keys = groups
+                counts = np.bincount(group, minlength=len(keys))
+                for (bucket, version), count in zip(keys, counts.tolist(), strict=True):
+                    quality_agg = bucket.setdefault("q", {}).setdefault(version, {})
+                    add_into(quality_agg, {"predictions": np.int64(count)})
+            if self.monitor is not None:
+                for bucket, mask in ring.groups(timestamps, self.watermark):
                     add_into(bucket.setdefault("f", {}), self.monitor.profile_observed(mask))
             ring.evict(self.watermark)
 
@@ -222,52 +225,71 @@ class ModelState:
         if self.watermark is None:
             return
         for ring in self.rings:
+            groups = _bucket_version_groups(ring, timestamps, versions, self.watermark)
+            if groups is not None:
+                live, group, keys = groups
+                aggregates = self._outcome_aggregates(
+                    group,
+                    len(keys),
+                    values=values[live],
+                    actual=actual[live],
+                    predicted_class=None if predicted_class is None else predicted_class[live],
+                    actual_class=None if actual_class is None else actual_class[live],
+                )
+                for index, (bucket, version) in enumerate(keys):
+                    quality_agg = bucket.setdefault("q", {}).setdefault(version, {})
+                    add_into(quality_agg, {k: v[index] for k, v in aggregates.items()})
+            if self.monitor is None:
+                continue
             for bucket, mask in ring.groups(timestamps, self.watermark):
-                for version in _distinct(versions[mask]):
-                    rows = mask & (versions == version)
-                    aggregate = self._outcome_aggregate(
-                        values[rows],
-                        actual[rows],
-                        None if predicted_class is None else predicted_class[rows],
-                        None if actual_class is None else actual_class[rows],
-                    )
-                    add_into(bucket.setdefault("q", {}).setdefault(str(version), {}), aggregate)
-                if self.monitor is not None:
-                    outcomes = actual[mask]
-                    if self.multiclass:  # the monitor compares class labels, not our indices
-                        outcomes = self._class_labels()[outcomes.astype(np.int64)]
-                    add_into(bucket.setdefault("f", {}), self.monitor.profile_outcomes(outcomes))
+                outcomes = actual[mask]
+                if self.multiclass:  # the monitor compares class labels, not our indices
+                    outcomes = self._class_labels()[outcomes.astype(np.int64)]
+                add_into(bucket.setdefault("f", {}), self.monitor.profile_outcomes(outcomes))
 
-    def _outcome_aggregate(
+    def _outcome_aggregates(
         self,
+        group: np.ndarray,
+        groups: int,
+        *,
         values: np.ndarray,
         actual: np.ndarray,
         predicted_class: np.ndarray | None,
         actual_class: np.ndarray | None,
-    ) -> Aggregate:
-        aggregate: Aggregate = {"outcomes": np.int64(len(values))}
+    ) -> dict[str, np.ndarray]:
+        """The outcome aggregate of every group of rows at once: arrays whose first axis is
+        the group (a bucket and model version), each computed with one bincount."""
+
+        def total(weights: np.ndarray | None = None) -> np.ndarray:
+            return np.bincount(group, weights=weights, minlength=groups)
+
+        def histogram(cells: np.ndarray, size: int, rows: np.ndarray | None = None) -> np.ndarray:
+            keys = group * size + cells if rows is None else (group * size + cells)[rows]
+            return np.bincount(keys, minlength=groups * size).reshape(groups, size)
+
+        aggregates: dict[str, np.ndarray] = {"outcomes": total().astype(np.int64)}
         if predicted_class is not None and actual_class is not None:
             size = 2 if self.binary else self.classes.limit + 1
-            aggregate["confusion"] = np.bincount(
-                actual_class * size + predicted_class, minlength=size * size
-            ).reshape(size, size)
+            aggregates["confusion"] = histogram(
+                actual_class * size + predicted_class, size * size
+            ).reshape(groups, size, size)
         if self.binary:
             positive = actual_class == 1
             bins = quality.score_bins(values)
-            aggregate["score_positive"] = np.bincount(bins[positive], minlength=quality.SCORE_BINS)
-            aggregate["score_negative"] = np.bincount(bins[~positive], minlength=quality.SCORE_BINS)
-            aggregate["log_loss_sum"] = np.float64(quality.log_loss_terms(values, positive).sum())
+            aggregates["score_positive"] = histogram(bins, quality.SCORE_BINS, positive)
+            aggregates["score_negative"] = histogram(bins, quality.SCORE_BINS, ~positive)
+            aggregates["log_loss_sum"] = total(quality.log_loss_terms(values, positive))
         elif not self.multiclass:
             actual_numbers = actual.astype(np.float64)
             error = values - actual_numbers
-            aggregate["abs_error_sum"] = np.float64(np.abs(error).sum())
-            aggregate["squared_error_sum"] = np.float64((error * error).sum())
-            aggregate["abs_percentage_error_sum"] = np.float64(
-                quality.absolute_percentage_errors(actual_numbers, values).sum()
+            aggregates["abs_error_sum"] = total(np.abs(error))
+            aggregates["squared_error_sum"] = total(error * error)
+            aggregates["abs_percentage_error_sum"] = total(
+                quality.absolute_percentage_errors(actual_numbers, values)
             )
-            aggregate["actual_sum"] = np.float64(actual_numbers.sum())
-            aggregate["actual_squared_sum"] = np.float64((actual_numbers * actual_numbers).sum())
-        return aggregate
+            aggregates["actual_sum"] = total(actual_numbers)
+            aggregates["actual_squared_sum"] = total(actual_numbers * actual_numbers)
+        return aggregates
 
     # --- values ------------------------------------------------------------
     def _prediction_values(self, column: pd.Series) -> np.ndarray | None:
@@ -429,11 +451,23 @@ def _count_into(counter: dict[int, int], indices: np.ndarray) -> None:
         counter[key] = counter.get(key, 0) + int(counts[key])
 
 
-def _distinct(values: np.ndarray) -> np.ndarray:
-    """np.unique without the sort in the common case of a single value."""
-    if len(values) and values.min() == values.max():
-        return values[:1]
-    return np.unique(values)
+def _bucket_version_groups(
+    ring: BucketRing, timestamps: np.ndarray, versions: np.ndarray, watermark: float
+) -> tuple[np.ndarray, np.ndarray, list[tuple[Aggregate, str]]] | None:
+    """Rows in the ring's live buckets, grouped by (bucket, model version): the live-row
+    mask, each live row's group number, and each group's bucket and version label key."""
+    if len(timestamps) == 0:
+        return None
+    indices = ring.bucket_of(timestamps)
+    oldest = ring.oldest_live_bucket(watermark)
+    live = indices >= oldest
+    if not live.any():
+        return None
+    width = int(versions.max()) + 1
+    combined = (indices[live] - oldest) * width + versions[live]
+    uniques, group = np.unique(combined, return_inverse=True)
+    keys = [(ring.bucket(oldest + int(u) // width), str(int(u) % width)) for u in uniques]
+    return live, group.reshape(-1), keys
 
 
 def _by_label(counter: Mapping[int, int], label: Callable[[int], str]) -> dict[str, int]:
