@@ -10,12 +10,13 @@ Names are read as whole PromQL tokens, colons included, so that a recording rule
 from __future__ import annotations
 
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from stack_support import RULE_FILES, DemoStack, load_yaml, shared_demo_stack
-from support import REPO, parse_samples, wait_for
+from support import REPO, parse_samples, require_binary, wait_for
 
 DIRECTORIES = (REPO / "grafana", REPO / "prometheus")
 SUFFIXES = {".json", ".yml", ".yaml", ".tmpl"}
@@ -115,3 +116,19 @@ def test_recording_rules_return_data_from_the_demo(demo_stack: DemoStack) -> Non
             timeout=demo_stack.remaining(DEADLINE),
             what=rule,
         )
+
+
+def test_demo_scrape_with_every_family_passes_promtool_check_metrics(demo_stack: DemoStack) -> None:
+    """Once drift and quality figures exist, the demo's whole /metrics lints clean."""
+    promtool = require_binary("promtool")
+
+    def drift_exported() -> str | None:
+        text = demo_stack.demo.metrics_text()
+        return text if "mlmodel_feature_drift_score{" in text else None
+
+    text = wait_for(drift_exported, timeout=demo_stack.remaining(DEADLINE), what="drift figures")
+    result = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout + result.stderr == ""
