@@ -18,7 +18,7 @@ from exporter import quality
 from exporter.config import ModelConfig, Window
 from exporter.labels import OTHER, LabelCapper, canonical_labels
 from exporter.parse import ParsedRows
-from exporter.windows import Aggregate, BucketRing, add_into, copy_aggregate
+from exporter.windows import Aggregate, BucketRing, add_into, copy_aggregate, group_positions
 
 # A prediction stamped further ahead of the wall clock than this is a clock or parsing
 # error; letting it through would move the watermark and empty every window.
@@ -36,6 +36,13 @@ class FeatureMonitor(Protocol):
     def profile_observed(self, mask: np.ndarray | None) -> Aggregate:
         """Profile of the features and the prediction of the rows (selected by ``mask``,
         None: all) of the chunk last given to ``observe``: one time bucket's share."""
+
+    def profile_groups(
+        self, positions: np.ndarray | None, group: np.ndarray, groups: int
+    ) -> list[Aggregate]:
+        """`profile_observed` of each group of rows at once: the rows at ``positions``
+        (ascending; None: all) of the chunk last given to ``observe``, row ``positions[i]``
+        in group ``group[i]``: each time bucket's share, in bucket order."""
 
     def profile_outcomes(self, actual: np.ndarray) -> Aggregate:
         """Profile of these outcomes (binary: 1.0 = positive; multiclass: the class label;
@@ -154,9 +161,12 @@ class ModelState:
                 for (bucket, version), count in zip(keys, counts.tolist(), strict=True):
                     quality_agg = bucket.setdefault("q", {}).setdefault(version, {})
                     add_into(quality_agg, {"predictions": np.int64(count)})
-            if self.monitor is not None:
-                for bucket, mask in ring.groups(timestamps, self.watermark):
-                    add_into(bucket.setdefault("f", {}), self.monitor.profile_observed(mask))
+            live = None if self.monitor is None else ring.live_groups(timestamps, self.watermark)
+            if self.monitor is not None and live is not None:
+                positions, group, buckets = live
+                profiles = self.monitor.profile_groups(positions, group, len(buckets))
+                for bucket, profile in zip(buckets, profiles, strict=True):
+                    add_into(bucket.setdefault("f", {}), profile)
             ring.evict(self.watermark)
 
         if has_outcome.any():
@@ -239,9 +249,12 @@ class ModelState:
                 for index, (bucket, version) in enumerate(keys):
                     quality_agg = bucket.setdefault("q", {}).setdefault(version, {})
                     add_into(quality_agg, {k: v[index] for k, v in aggregates.items()})
-            if self.monitor is None:
+            live = None if self.monitor is None else ring.live_groups(timestamps, self.watermark)
+            if self.monitor is None or live is None:
                 continue
-            for bucket, mask in ring.groups(timestamps, self.watermark):
+            positions, group, buckets = live
+            rows = group_positions(positions, group, len(buckets))
+            for bucket, mask in zip(buckets, rows, strict=True):
                 outcomes = actual[mask]
                 if self.multiclass:  # the monitor compares class labels, not our indices
                     outcomes = self._class_labels()[outcomes.astype(np.int64)]
@@ -465,8 +478,16 @@ def _bucket_version_groups(
         return None
     width = int(versions.max()) + 1
     combined = (indices[live] - oldest) * width + versions[live]
-    uniques, group = np.unique(combined, return_inverse=True)
-    keys = [(ring.bucket(oldest + int(u) // width), str(int(u) % width)) for u in uniques]
+    span = int(combined.max()) + 1
+    if span <= 4 * ring.n_buckets * width:
+        # np.unique's sorted uniques and inverse, from one bincount over the small range
+        present = np.flatnonzero(np.bincount(combined, minlength=span))
+        number = np.zeros(span, dtype=np.intp)
+        number[present] = np.arange(len(present), dtype=np.intp)
+        uniques, group = present, number[combined]
+    else:
+        uniques, group = np.unique(combined, return_inverse=True)
+    keys = [(ring.bucket(oldest + u // width), str(u % width)) for u in uniques.tolist()]
     return live, group.reshape(-1), keys
 
 

@@ -115,7 +115,7 @@ from exporter.reference import (
     reference_from_dict,
     reference_to_dict,
 )
-from exporter.windows import Aggregate
+from exporter.windows import Aggregate, group_positions
 
 __all__ = [
     "MONITOR_FINE_BINS",
@@ -220,6 +220,13 @@ class _Encoded:
     distances: np.ndarray | None = None  # (numeric entries, rows) distance to interval end
     errors: np.ndarray | None = None  # (rows,) reconstruction error, 0 where not binned
     binned_rows: np.ndarray | None = None  # (rows,) bool: row is in the multivariate count
+    flagged: tuple[np.ndarray, np.ndarray] | None = None  # (feature, row) of codes != 0
+
+    def flagged_cells(self) -> tuple[np.ndarray, np.ndarray]:
+        """Where `quality` has a non-zero code (few rows: most values are clean)."""
+        if self.flagged is None:
+            self.flagged = np.nonzero((self.quality & 15) != 0)
+        return self.flagged
 
 
 # --- window results ----------------------------------------------------------------
@@ -547,6 +554,77 @@ class Monitor:
             return self._chunk_profile
         return self._profile(encoded, np.flatnonzero(mask))
 
+    def profile_groups(
+        self, positions: np.ndarray | None, group: np.ndarray, groups: int
+    ) -> list[Aggregate]:
+        """`profile_observed` of each of ``groups`` groups of rows of the chunk last given to
+        `observe` at once: the rows at ``positions`` (ascending; None: all of them), row
+        ``positions[i]`` in group ``group[i]`` (every group non-empty). One bincount per
+        array for all groups instead of one per group; the counts and sums are the same
+        (a weighted bincount adds each cell's terms in row order either way)."""
+        if self._chunk is None or (groups == 1 and positions is None):
+            return [self.profile_observed(None)] * groups
+        _, encoded = self._chunk
+
+        def take(array: np.ndarray) -> np.ndarray:  # rows are the last axis
+            return array if positions is None else array[..., positions]
+
+        def per_group(
+            values: np.ndarray, width: int, weights: np.ndarray | None = None
+        ) -> np.ndarray:  # (groups, width): the bincount of each group's values
+            keys = (values + group * width).ravel()
+            return np.bincount(keys, weights=weights, minlength=groups * width).reshape(
+                groups, width
+            )
+
+        baseline = self._baseline
+        features = len(baseline.features)
+        rows = np.bincount(group, minlength=groups)
+        # Count the rows with a non-zero quality code only; a feature's code-0 count is
+        # the rest of its group's rows (the same integers as a bincount of every code).
+        feature, row = encoded.flagged_cells()
+        if positions is None:
+            group_of = group
+        else:
+            group_of = np.full(encoded.rows, -1, dtype=np.intp)
+            group_of[positions] = group
+            flagged_group = group_of[row]
+            kept = flagged_group >= 0
+            feature, row = feature[kept], row[kept]
+        keys = group_of[row] * (16 * features) + encoded.quality[feature, row]
+        counts = np.bincount(keys, minlength=groups * 16 * features).reshape(groups, features, 16)
+        counts[:, :, 0] = rows[:, None] - counts.sum(axis=2)
+        quality = counts @ _BITS
+        profiles: list[Aggregate] = [
+            {"rows": np.int64(rows[g]), "quality": {self._features_key: quality[g]}}
+            for g in range(groups)
+        ]
+        layout, tag = baseline.layout, baseline.tag
+        if (
+            layout is None
+            or tag is None
+            or encoded.slots is None
+            or encoded.opens is None
+            or encoded.distances is None
+        ):
+            return profiles
+        slots = per_group(take(encoded.slots), layout.slots + 1)[:, : layout.slots]
+        distances = take(encoded.distances).ravel()
+        opens = per_group(take(encoded.opens), layout.opens + 1, distances)[:, : layout.opens]
+        errors, binned_rows = encoded.errors, encoded.binned_rows
+        in_group = None
+        if errors is not None and binned_rows is not None:
+            in_group = group_positions(positions, group, groups)
+        for g, profile in enumerate(profiles):
+            binned: Aggregate = {"slots": slots[g], "opens": opens[g]}
+            if in_group is not None and errors is not None and binned_rows is not None:
+                binned["multivariate"] = {
+                    "count": np.int64(np.count_nonzero(binned_rows[in_group[g]])),
+                    "error_sum": np.float64(errors[in_group[g]].sum()),
+                }
+            profile["binned"] = {tag: binned}
+        return profiles
+
     def profile_outcomes(self, actual: np.ndarray) -> Aggregate:
         """Outcome counts against the reference outcomes. Binary: 1.0 positive, 0.0 other;
         regression: values; multiclass: class *labels* (an index array is not mappable
@@ -674,6 +752,7 @@ class Monitor:
         numeric_values: dict[str, np.ndarray] = {}
         binned_slots: dict[tuple[str, str], np.ndarray] = {}
         binned_opens: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+        flagged = False  # some row has a non-zero quality code
         for index, spec in enumerate(specs):
             raw = _column(frame, spec.name)
             if spec.type == "numeric":
@@ -690,7 +769,10 @@ class Monitor:
                     if layout is not None:
                         binned_slots[("features", spec.name)] = slots
             quality[index] = code.astype(np.intp) + 16 * index  # one bincount for all features
+            flagged = flagged or bool(code.any())
         encoded = _Encoded(n, quality)
+        if not flagged:  # every value clean: no quality cell to look for
+            encoded.flagged = (np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp))
         if layout is None:
             return encoded
         prediction = baseline.prediction.ref
@@ -919,7 +1001,15 @@ def _category_slots(
     """Each value's slot in `ref` (-1 if missing; unseen = ``len(categories) + 1``) and
     the missing mask, as `profile.categorical_profile` counts them."""
     codes, distinct = pd.factorize(np.asarray(raw, dtype=object).ravel(), use_na_sentinel=True)
-    text, blank = category_strings(np.asarray(distinct, dtype=object))
+    distinct = np.asarray(distinct, dtype=object)
+    if all(type(value) is str for value in distinct):
+        # What `category_strings` makes of plain strings (stripped; blank is missing),
+        # without its pandas overhead on a handful of distinct values.
+        stripped = [value.strip() for value in distinct]
+        text = np.array(stripped, dtype=object).reshape(len(stripped))
+        blank = np.array([value == "" for value in stripped], dtype=bool).reshape(len(stripped))
+    else:
+        text, blank = category_strings(distinct)
     present = codes >= 0
     present[present] = ~blank[codes[present]]
     slots = np.full(codes.shape, -1, dtype=np.intp)

@@ -67,7 +67,7 @@ def parse_header(header: bytes) -> list[str]:
 def parse_csv(header: bytes, data: bytes, schema: RowSchema) -> ParsedRows:
     """Parse complete CSV lines (each ending in \\n) that follow ``header``."""
     columns = parse_header(header)
-    lines = data.count(b"\n")
+    lines = _count_byte(data, _NEWLINE)
     result = empty_rows(lines)
     if not data:
         return result
@@ -83,7 +83,7 @@ def parse_csv(header: bytes, data: bytes, schema: RowSchema) -> ParsedRows:
     # Fast path: with no quotes and exactly (columns - 1) commas per line on average, every
     # line has the right field count, unless a long line offsets a short one; pandas raises
     # on any long line, and then the exact per-line check below runs.
-    if b'"' not in data and data.count(b",") == (len(columns) - 1) * lines:
+    if b'"' not in data and _count_byte(data, _COMMA) == (len(columns) - 1) * lines:
         try:
             return _validate(_read_csv(data, columns, schema), schema, result)
         except (pd.errors.ParserError, UnicodeDecodeError):
@@ -102,6 +102,11 @@ def parse_csv(header: bytes, data: bytes, schema: RowSchema) -> ParsedRows:
         good_data = _drop_undecodable_lines(good_data, result)
     frame = _read_csv(good_data, columns, schema)
     return _validate(frame, schema, result)
+
+
+def _count_byte(data: bytes, byte: int) -> int:
+    """``data.count(bytes([byte]))``, a few times faster on a chunk (SIMD compare)."""
+    return int(np.count_nonzero(np.frombuffer(data, dtype=np.uint8) == byte))
 
 
 def _read_csv(data: bytes, columns: list[str], schema: RowSchema) -> pd.DataFrame:

@@ -93,8 +93,53 @@ class BucketRing:
         for index in uniques:
             yield self.bucket(int(index)), indices == index
 
+    def live_groups(
+        self, timestamps: np.ndarray, watermark: float
+    ) -> tuple[np.ndarray | None, np.ndarray, list[Aggregate]] | None:
+        """The rows in live buckets, grouped by bucket without a row mask per bucket: their
+        positions (ascending; None: every row), each one's group number, and each group's
+        bucket aggregate, in ascending bucket order (the order `groups` yields them in).
+
+        None when no row is in a live bucket."""
+        if len(timestamps) == 0:
+            return None
+        oldest = self.oldest_live_bucket(watermark)
+        local = self.bucket_of(timestamps) - oldest
+        live = local >= 0
+        if live.all():
+            positions = None
+        else:
+            positions = np.flatnonzero(live)
+            if len(positions) == 0:
+                return None
+            local = local[positions]
+        low, high = int(local.min()), int(local.max())
+        if high - low <= 4 * self.n_buckets:
+            counts = np.bincount(local - low, minlength=high - low + 1)
+            present = np.flatnonzero(counts)
+            number = np.zeros(len(counts), dtype=np.intp)
+            number[present] = np.arange(len(present), dtype=np.intp)
+            group = number[local - low]
+            uniques = (present + (oldest + low)).tolist()
+        else:
+            found, group = np.unique(local, return_inverse=True)
+            group = group.reshape(-1).astype(np.intp, copy=False)
+            uniques = (found + oldest).tolist()
+        return positions, group, [self.bucket(int(index)) for index in uniques]
+
     def state(self) -> dict[str, Any]:
         return {"buckets": self.buckets}
 
     def restore(self, state: Mapping[str, Any]) -> None:
         self.buckets = {int(k): v for k, v in state["buckets"].items()}
+
+
+def group_positions(
+    positions: np.ndarray | None, group: np.ndarray, groups: int
+) -> list[np.ndarray]:
+    """Each group's row positions, ascending (as ``np.flatnonzero`` of its mask gives them),
+    from one stable sort instead of one full-length mask per group."""
+    order = np.argsort(group, kind="stable")
+    rows = order if positions is None else positions[order]
+    bounds = np.cumsum(np.bincount(group, minlength=groups)).tolist()
+    return [rows[start:end] for start, end in zip([0, *bounds[:-1]], bounds, strict=True)]
