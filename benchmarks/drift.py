@@ -178,7 +178,7 @@ def measure_exporter(reference: Path, current: Path, windows: list[str]) -> dict
 
         return run
 
-    for name in ("observe", "profile_predictions", "profile_outcomes"):
+    for name in ("observe", "profile_groups", "profile_outcomes"):
         setattr(monitor, name, timed("monitor", getattr(monitor, name)))
     parse = timed("parse", parse_csv)
     state = ModelState(model, monitor=monitor)

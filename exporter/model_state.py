@@ -18,7 +18,14 @@ from exporter import quality
 from exporter.config import ModelConfig, Window
 from exporter.labels import OTHER, LabelCapper, canonical_labels
 from exporter.parse import ParsedRows
-from exporter.windows import Aggregate, BucketRing, add_into, copy_aggregate, group_positions
+from exporter.windows import (
+    Aggregate,
+    BucketRing,
+    add_into,
+    copy_aggregate,
+    dense_groups,
+    group_positions,
+)
 
 # A prediction stamped further ahead of the wall clock than this is a clock or parsing
 # error; letting it through would move the watermark and empty every window.
@@ -33,16 +40,13 @@ class FeatureMonitor(Protocol):
         """Sees every accepted prediction chunk, in log order, before it is bucketed (a
         ``from_stream`` reference is fitted from the first rows)."""
 
-    def profile_observed(self, mask: np.ndarray | None) -> Aggregate:
-        """Profile of the features and the prediction of the rows (selected by ``mask``,
-        None: all) of the chunk last given to ``observe``: one time bucket's share."""
-
     def profile_groups(
         self, positions: np.ndarray | None, group: np.ndarray, groups: int
     ) -> list[Aggregate]:
-        """`profile_observed` of each group of rows at once: the rows at ``positions``
-        (ascending; None: all) of the chunk last given to ``observe``, row ``positions[i]``
-        in group ``group[i]``: each time bucket's share, in bucket order."""
+        """Profiles of the features and the prediction of each group of rows at once: the
+        rows at ``positions`` (ascending; None: all) of the chunk last given to ``observe``,
+        row ``positions[i]`` in group ``group[i]``: each time bucket's share, in bucket
+        order."""
 
     def profile_outcomes(self, actual: np.ndarray) -> Aggregate:
         """Profile of these outcomes (binary: 1.0 = positive; multiclass: the class label;
@@ -478,17 +482,9 @@ def _bucket_version_groups(
         return None
     width = int(versions.max()) + 1
     combined = (indices[live] - oldest) * width + versions[live]
-    span = int(combined.max()) + 1
-    if span <= 4 * ring.n_buckets * width:
-        # np.unique's sorted uniques and inverse, from one bincount over the small range
-        present = np.flatnonzero(np.bincount(combined, minlength=span))
-        number = np.zeros(span, dtype=np.intp)
-        number[present] = np.arange(len(present), dtype=np.intp)
-        uniques, group = present, number[combined]
-    else:
-        uniques, group = np.unique(combined, return_inverse=True)
+    uniques, group = dense_groups(combined, 4 * ring.n_buckets * width)
     keys = [(ring.bucket(oldest + u // width), str(u % width)) for u in uniques.tolist()]
-    return live, group.reshape(-1), keys
+    return live, group, keys
 
 
 def _by_label(counter: Mapping[int, int], label: Callable[[int], str]) -> dict[str, int]:

@@ -16,7 +16,7 @@ of the same kind add elementwise.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -71,34 +71,12 @@ class BucketRing:
             add_into(total, aggregate)
         return total
 
-    def groups(
-        self, timestamps: np.ndarray, watermark: float
-    ) -> Iterator[tuple[Aggregate, np.ndarray]]:
-        """Yield (bucket aggregate, row mask) for each live bucket the rows fall in.
-
-        Rows in buckets older than the window are skipped: they are outside it."""
-        if len(timestamps) == 0:
-            return
-        indices = self.bucket_of(timestamps)
-        oldest = self.oldest_live_bucket(watermark)
-        live = indices >= oldest
-        if not live.any():
-            return
-        live_indices = indices[live]
-        low, high = int(live_indices.min()), int(live_indices.max())
-        uniques = [low] if low == high else np.unique(live_indices)
-        if len(uniques) == 1:
-            yield self.bucket(int(uniques[0])), live
-            return
-        for index in uniques:
-            yield self.bucket(int(index)), indices == index
-
     def live_groups(
         self, timestamps: np.ndarray, watermark: float
     ) -> tuple[np.ndarray | None, np.ndarray, list[Aggregate]] | None:
         """The rows in live buckets, grouped by bucket without a row mask per bucket: their
         positions (ascending; None: every row), each one's group number, and each group's
-        bucket aggregate, in ascending bucket order (the order `groups` yields them in).
+        bucket aggregate, in ascending bucket order.
 
         None when no row is in a live bucket."""
         if len(timestamps) == 0:
@@ -113,18 +91,8 @@ class BucketRing:
             if len(positions) == 0:
                 return None
             local = local[positions]
-        low, high = int(local.min()), int(local.max())
-        if high - low <= 4 * self.n_buckets:
-            counts = np.bincount(local - low, minlength=high - low + 1)
-            present = np.flatnonzero(counts)
-            number = np.zeros(len(counts), dtype=np.intp)
-            number[present] = np.arange(len(present), dtype=np.intp)
-            group = number[local - low]
-            uniques = (present + (oldest + low)).tolist()
-        else:
-            found, group = np.unique(local, return_inverse=True)
-            group = group.reshape(-1).astype(np.intp, copy=False)
-            uniques = (found + oldest).tolist()
+        found, group = dense_groups(local, 4 * self.n_buckets)
+        uniques = (found + oldest).tolist()
         return positions, group, [self.bucket(int(index)) for index in uniques]
 
     def state(self) -> dict[str, Any]:
@@ -132,6 +100,20 @@ class BucketRing:
 
     def restore(self, state: Mapping[str, Any]) -> None:
         self.buckets = {int(k): v for k, v in state["buckets"].items()}
+
+
+def dense_groups(values: np.ndarray, span_limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_inverse=True)`` for integers: the sorted distinct values
+    and each value's group number, from one bincount when they span at most
+    ``span_limit`` (the usual case for bucket numbers), without np.unique's sort."""
+    low, high = int(values.min()), int(values.max())
+    if high - low > span_limit:
+        found, group = np.unique(values, return_inverse=True)
+        return found, group.reshape(-1).astype(np.intp, copy=False)
+    present = np.flatnonzero(np.bincount(values - low, minlength=high - low + 1))
+    number = np.zeros(high - low + 1, dtype=np.intp)
+    number[present] = np.arange(len(present), dtype=np.intp)
+    return present + low, number[values - low]
 
 
 def group_positions(
