@@ -153,11 +153,13 @@ def test_missing_log_is_reported_down_then_followed(tmp_path: Path, start_export
         what="source down",
     )
     (tmp_path / "predictions.csv").write_text(COURSE_LOG)
+    # source_up is settled at the end of each poll, after that poll's rows were applied:
+    # wait for both instead of reading it the moment the rows show.
     wait_for(
         lambda: (
-            value(exporter.samples(), "mlmodel_predictions_total", model="course", model_version="")
-            == 3
+            (s := exporter.samples())
+            and value(s, "mlmodel_predictions_total", model="course", model_version="") == 3
+            and value(s, "mlmodel_exporter_source_up", source=source) == 1
         ),
-        what="rows after the file appears",
+        what="rows after the file appears, and the source up",
     )
-    assert value(exporter.samples(), "mlmodel_exporter_source_up", source=source) == 1
