@@ -45,7 +45,13 @@ KS p-value: as ``scipy.stats.ks_2samp(method="auto")``: the exact distribution w
 (this covers Evidently's <= 1000-row references with windows up to 10,000 rows) and
 the asymptotic p-value is >= 1e-10 (a huge statistic makes the exact sum slow, ~70 ms,
 and the p-value astronomically small either way), else Smirnov's asymptotic
-``kstwo.sf(d, round(en))`` exactly as scipy computes it; at most ~25 ms per feature.
+``kstwo.sf(d, round(en))`` with ``en = n_ref * n_cur / (n_ref + n_cur)``. scipy evaluates
+that one by a series whose cost grows with ``en`` (6 ms at ``en`` = 8,333, 36 ms at
+50,000, per feature and scrape), so from ``en >= 1000`` on it is replaced by Vrbik's
+corrected limiting distribution, ``kolmogorov(sqrt(en) d + 1/(6 sqrt(en)) +
+(sqrt(en) d - 1)/(4 en))`` (a few microseconds). Measured against ``kstwo.sf`` over the
+whole range of ``d``: at most 2.0e-5 absolute at ``en`` = 1,000, 2.6e-6 at 8,333, 4.4e-7
+at 50,000 (`tests/test_drift.py`), far below what could move a decision at p = 0.05.
 The exact branch calls scipy's own (private) routine; a scipy without it gets the
 asymptotic formula.
 
@@ -70,7 +76,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 import numpy as np
-from scipy.special import rel_entr
+from scipy.special import kolmogorov, rel_entr
 from scipy.stats import chi2, distributions
 
 from exporter.profile import psi_counts, valid_count
@@ -105,6 +111,7 @@ PSI_FLOOR = 1e-4
 KS_EXACT_MAX_N = 10_000  # scipy.stats.ks_2samp's MAX_AUTO_N
 KS_EXACT_MAX_PRODUCT = 10**7  # with the next line, keeps the exact p-value under ~25 ms
 KS_EXACT_MIN_PVALUE = 1e-10  # below this the exact value only changes digits nobody reads
+KS_LIMIT_MIN_N = 1000  # from this effective size on, the corrected limit replaces kstwo
 
 try:  # scipy's exact two-sample KS distribution; private, hence the fallback
     from scipy.stats._stats_py import (
@@ -155,7 +162,7 @@ def ks_pvalue(statistic: float, n_ref: int, n_cur: int) -> float:
         raise ValueError("ks needs at least one value on each side")
     big, small = sorted((float(n_ref), float(n_cur)), reverse=True)
     effective = big * small / (big + small)
-    asymptotic = float(np.clip(distributions.kstwo.sf(statistic, np.round(effective)), 0.0, 1.0))
+    asymptotic = smirnov_asymptotic_pvalue(statistic, effective)
     if (
         _scipy_exact_ks is not None
         and max(n_ref, n_cur) <= KS_EXACT_MAX_N
@@ -168,6 +175,17 @@ def ks_pvalue(statistic: float, n_ref: int, n_cur: int) -> float:
         if success:
             return float(np.clip(prob, 0.0, 1.0))
     return asymptotic
+
+
+def smirnov_asymptotic_pvalue(statistic: float, effective_n: float) -> float:
+    """``kstwo.sf(statistic, round(effective_n))``, scipy's asymptotic two-sample p-value;
+    from `KS_LIMIT_MIN_N` on, Vrbik's corrected limit instead (module docstring)."""
+    n = float(np.round(effective_n))
+    if n < KS_LIMIT_MIN_N:
+        return float(np.clip(distributions.kstwo.sf(statistic, n), 0.0, 1.0))
+    root = math.sqrt(n)
+    x = root * statistic + 1 / (6 * root) + (root * statistic - 1) / (4 * n)
+    return float(np.clip(kolmogorov(x), 0.0, 1.0))
 
 
 def _cdf_difference(ref: NumericReference, cur_counts: np.ndarray) -> np.ndarray:

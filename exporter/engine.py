@@ -84,6 +84,7 @@ def prediction_schema(model: ModelConfig) -> RowSchema:
         required=tuple(required),
         numeric=numeric,
         text=_text_columns(model),
+        columns=_read_columns(model),
     )
 
 
@@ -96,6 +97,18 @@ def outcome_schema(model: ModelConfig) -> RowSchema:
         text=(columns.id,),
         timestamp_required=False,
     )
+
+
+def _read_columns(model: ModelConfig) -> frozenset[str] | None:
+    """The prediction log's columns the model state and the monitor read; None (all) when
+    the features are not configured, since then they are every other column."""
+    if not model.features:
+        return None
+    columns = model.columns
+    names = {columns.timestamp, columns.prediction, columns.actual, columns.model_version}
+    if model.outcomes is not None:
+        names.add(columns.id)
+    return frozenset(names | {f.name for f in model.features})
 
 
 def _text_columns(model: ModelConfig) -> tuple[str, ...]:

@@ -35,6 +35,9 @@ class RowSchema:
     numeric: tuple[str, ...] = ()  # required columns that must be finite numbers
     text: tuple[str, ...] = ()  # columns read as text, never as numbers (ids, labels, categories)
     timestamp_required: bool = True
+    # The columns anything downstream reads (None: all of them). Parsing a column costs
+    # about as much as using it, and unique text (request ids) costs the most.
+    columns: frozenset[str] | None = None
 
 
 @dataclass
@@ -111,10 +114,12 @@ def _count_byte(data: bytes, byte: int) -> int:
 
 def _read_csv(data: bytes, columns: list[str], schema: RowSchema) -> pd.DataFrame:
     text_columns = {name: "str" for name in schema.text if name in columns}
+    wanted = None if schema.columns is None else [c for c in columns if c in schema.columns]
     return pd.read_csv(
         io.BytesIO(data),
         header=None,
         names=columns,
+        usecols=wanted,
         dtype=text_columns or None,
         skip_blank_lines=True,
         encoding="utf-8",

@@ -172,3 +172,27 @@ def test_frame_round_trip_sanity() -> None:
     """The helper above writes the CSV pandas reads back unchanged."""
     frame = pd.DataFrame({"a": [1.5, 2.0]})
     assert pd.read_csv(io.StringIO(frame.to_csv(index=False)))["a"].tolist() == [1.5, 2.0]
+
+
+def test_only_the_columns_the_model_reads_are_parsed(tmp_path: Path) -> None:
+    """With features configured, other columns (request ids, free text) are skipped and
+    cannot reject a row; without, every column is kept for the monitor to infer from."""
+    header = b"timestamp,id,note,age,prediction,actual\n"
+    data = b'2024-06-01T00:00:00Z,r1,"a, b",31,0.9,1\n2024-06-01T00:00:01Z,r2,x,40,0.2,0\n'
+    configured = _model(tmp_path, task="binary", features={"age": "numeric"})
+    rows = parse_csv(header, data, prediction_schema(configured))
+    assert not rows.rejected
+    assert sorted(rows.frame.columns) == ["actual", "age", "prediction", "timestamp"]
+    with_outcomes = _model(
+        tmp_path, task="binary", features={"age": "numeric"}, outcomes={"path": "o.csv"}
+    )
+    assert "id" in parse_csv(header, data, prediction_schema(with_outcomes)).frame.columns
+    inferred = parse_csv(header, data, prediction_schema(_model(tmp_path, task="binary")))
+    assert list(inferred.frame.columns) == [
+        "timestamp",
+        "id",
+        "note",
+        "age",
+        "prediction",
+        "actual",
+    ]
