@@ -111,7 +111,7 @@ from exporter.reference import (
     fit_multivariate,
     fit_numeric,
     infer_feature_type,
-    reconstruction_errors,
+    reconstruction_errors_of_columns,
     reference_from_dict,
     reference_to_dict,
 )
@@ -790,8 +790,9 @@ class Monitor:
         self._fill_binned(encoded, layout, binned_slots, binned_opens)
         multivariate = baseline.multivariate
         if multivariate is not None:
-            matrix = np.column_stack([numeric_values[name] for name in multivariate.features])
-            encoded.errors = reconstruction_errors(multivariate, matrix)
+            encoded.errors = reconstruction_errors_of_columns(
+                multivariate, [numeric_values[name] for name in multivariate.features]
+            )
             encoded.binned_rows = np.ones(n, dtype=bool)
         return encoded
 
