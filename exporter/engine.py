@@ -84,6 +84,7 @@ def prediction_schema(model: ModelConfig) -> RowSchema:
         required=tuple(required),
         numeric=numeric,
         text=_text_columns(model),
+        categories=tuple(f.name for f in model.features if f.type == "categorical"),
         columns=_read_columns(model),
     )
 

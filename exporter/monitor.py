@@ -750,44 +750,43 @@ class Monitor:
         specs = baseline.features
         quality = np.empty((len(specs), n), dtype=np.intp)
         numeric_values: dict[str, np.ndarray] = {}
-        binned_slots: dict[tuple[str, str], np.ndarray] = {}
-        binned_opens: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+        binned = _BinnedRows(layout, n) if layout is not None else None
         flagged = False  # some row has a non-zero quality code
         for index, spec in enumerate(specs):
-            raw = _column(frame, spec.name)
-            if spec.type == "numeric":
-                values, invalid = split_numeric(raw)
-                numeric_values[spec.name] = values
-                code, valid = _numeric_quality(values, invalid, spec.lower, spec.upper)
-                if layout is not None and isinstance(spec.ref, NumericReference):
-                    binned_opens[("features", spec.name)] = _fine_slots(spec.ref, values, valid)
-            else:
-                slots, missing = _category_slots(raw, spec.ref if spec.type else None)
+            if spec.type != "numeric":
+                slots, missing = _category_slots(
+                    *_factorized(frame, spec.name), spec.ref if spec.type else None
+                )
                 code = missing.astype(np.uint8) * _MISSING
                 if isinstance(spec.ref, CategoricalReference):
                     code |= (slots == len(spec.ref.categories) + 1).astype(np.uint8) * _UNSEEN
-                    if layout is not None:
-                        binned_slots[("features", spec.name)] = slots
+                    if binned is not None:
+                        binned.put_categorical(("features", spec.name), slots)
+            else:
+                values, invalid = split_numeric(_column(frame, spec.name))
+                numeric_values[spec.name] = values
+                code, valid = _numeric_quality(values, invalid, spec.lower, spec.upper)
+                if binned is not None and isinstance(spec.ref, NumericReference):
+                    binned.put_numeric(("features", spec.name), spec.ref, values, valid)
             quality[index] = code.astype(np.intp) + 16 * index  # one bincount for all features
             flagged = flagged or bool(code.any())
         encoded = _Encoded(n, quality)
         if not flagged:  # every value clean: no quality cell to look for
             encoded.flagged = (np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp))
-        if layout is None:
+        if binned is None:
             return encoded
         prediction = baseline.prediction.ref
         if prediction is not None:
-            raw = _column(frame, self.model.columns.prediction)
+            name = self.model.columns.prediction
             if isinstance(prediction, NumericReference):
-                values = pd.to_numeric(pd.Series(raw), errors="coerce").to_numpy(
+                values = pd.to_numeric(pd.Series(_column(frame, name)), errors="coerce").to_numpy(
                     dtype=np.float64, na_value=np.nan
                 )
-                binned_opens[("prediction", "")] = _fine_slots(
-                    prediction, values, np.isfinite(values)
-                )
+                binned.put_numeric(("prediction", ""), prediction, values, np.isfinite(values))
             else:
-                binned_slots[("prediction", "")] = _category_slots(raw, prediction)[0]
-        self._fill_binned(encoded, layout, binned_slots, binned_opens)
+                slots = _category_slots(*_factorized(frame, name), prediction)[0]
+                binned.put_categorical(("prediction", ""), slots)
+        encoded.slots, encoded.opens, encoded.distances = binned.finish()
         multivariate = baseline.multivariate
         if multivariate is not None:
             encoded.errors = reconstruction_errors_of_columns(
@@ -795,34 +794,6 @@ class Monitor:
             )
             encoded.binned_rows = np.ones(n, dtype=bool)
         return encoded
-
-    @staticmethod
-    def _fill_binned(
-        encoded: _Encoded,
-        layout: _Layout,
-        slots_of: dict[tuple[str, str], np.ndarray],
-        opens_of: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]],
-    ) -> None:
-        n = encoded.rows
-        numeric = [e for e in layout.entries if e[2] == "numeric"]
-        slots = np.full((len(layout.entries), n), layout.slots, dtype=np.intp)
-        opens = np.full((len(numeric), n), layout.opens, dtype=np.intp)
-        distances = np.zeros((len(numeric), n), dtype=np.float64)
-        row = 0
-        for index, (section, name, kind, base, _, open_base, _) in enumerate(layout.entries):
-            if kind == "numeric":
-                found = opens_of.get((section, name))
-                if found is not None:
-                    local, distances[row] = found
-                    binned = local >= 0
-                    np.add(local, base, out=slots[index], where=binned)
-                    np.add(local >> 1, open_base, out=opens[row], where=binned)
-                row += 1
-            else:
-                local = slots_of.get((section, name))
-                if local is not None:
-                    np.add(local, base, out=slots[index], where=local >= 0)
-        encoded.slots, encoded.opens, encoded.distances = slots, opens, distances
 
     def _profile(self, encoded: _Encoded, positions: np.ndarray | None) -> Aggregate:
         def take(array: np.ndarray) -> np.ndarray:  # rows are the last axis
@@ -972,37 +943,115 @@ def _numeric_quality(
     return code, valid
 
 
-def _fine_slots(
-    ref: NumericReference, values: np.ndarray, valid: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each valid value's fine slot (-1 for the others) and distance to its open
-    interval's finite end (0 on a grid point), as `reference.fine_histogram` counts."""
+class _BinnedRows:
+    """A chunk's (entries, rows) global slots, open intervals and distances (`_Encoded`),
+    written entry by entry in place; rows of an entry not binned hold the sentinels."""
+
+    def __init__(self, layout: _Layout, rows: int) -> None:
+        self.layout = layout
+        numeric = sum(1 for entry in layout.entries if entry[2] == "numeric")
+        self.slots = np.empty((len(layout.entries), rows), dtype=np.intp)
+        self.opens = np.empty((numeric, rows), dtype=np.intp)
+        self.distances = np.empty((numeric, rows), dtype=np.float64)
+        self._where: dict[tuple[str, str], tuple[int, int, int, int]] = {}
+        numeric_row = 0
+        for index, (section, name, kind, base, _, open_base, _) in enumerate(layout.entries):
+            self._where[(section, name)] = (index, numeric_row, base, open_base)
+            numeric_row += kind == "numeric"
+        self._written: set[int] = set()
+
+    def put_categorical(self, key: tuple[str, str], local: np.ndarray) -> None:
+        """`local`: each row's slot in the entry (-1: not binned)."""
+        index, _, base, _ = self._where[key]
+        slots = self.slots[index]
+        np.add(local, base, out=slots)
+        slots[local < 0] = self.layout.slots
+        self._written.add(index)
+
+    def put_numeric(
+        self, key: tuple[str, str], ref: NumericReference, values: np.ndarray, valid: np.ndarray
+    ) -> None:
+        """Each valid value's fine slot and open interval, and its distance to that
+        interval's finite end (0 on a grid point), as `reference.fine_histogram` counts."""
+        index, row, base, open_base = self._where[key]
+        slots, opens, distances = self.slots[index], self.opens[row], self.distances[row]
+        self._written.add(index)
+        if valid.all():
+            _fine_slots_into(ref, values, slots, opens, distances)
+        else:
+            slots.fill(self.layout.slots - base)
+            opens.fill(self.layout.opens - open_base)
+            distances.fill(0.0)
+            some = np.flatnonzero(valid)
+            if some.size:
+                local_slots, local_opens = np.empty_like(some), np.empty_like(some)
+                local_distances = np.empty(some.size, dtype=np.float64)
+                _fine_slots_into(ref, values[some], local_slots, local_opens, local_distances)
+                slots[some], opens[some], distances[some] = (
+                    local_slots,
+                    local_opens,
+                    local_distances,
+                )
+        slots += base
+        opens += open_base
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The arrays, with the sentinels in the entries nothing was put into."""
+        numeric_row = 0
+        for index, entry in enumerate(self.layout.entries):
+            if index not in self._written:
+                self.slots[index] = self.layout.slots
+                if entry[2] == "numeric":
+                    self.opens[numeric_row] = self.layout.opens
+                    self.distances[numeric_row] = 0.0
+            numeric_row += entry[2] == "numeric"
+        return self.slots, self.opens, self.distances
+
+
+def _fine_slots_into(
+    ref: NumericReference,
+    finite: np.ndarray,
+    slots: np.ndarray,
+    opens: np.ndarray,
+    distances: np.ndarray,
+) -> None:
+    """Fine slot (``2r`` inside open interval r, ``2r - 1`` on grid point r - 1), open
+    interval and distance to its finite end of each finite value, into the out arrays."""
     grid = ref.fine_edges
-    slots = np.full(values.shape, -1, dtype=np.intp)
-    distances = np.zeros(values.shape, dtype=np.float64)
-    finite = values[valid]
-    if finite.size == 0:
-        return slots, distances
     index = ref.cell_index
     right = (
         np.searchsorted(grid, finite, side="right")
         if index is None
         else index.right_positions(finite)
     )
-    lower_point = np.concatenate([grid[:1], grid])[right]
+    lower_point = np.concatenate([grid[:1], grid])[right]  # g_{r-1}; g_0 below the grid
     on_point = lower_point == finite
-    slots[valid] = 2 * right - on_point
-    distances[valid] = np.where(right == 0, grid[0] - finite, finite - lower_point)
-    return slots, distances
+    np.multiply(right, 2, out=slots)
+    slots -= on_point
+    np.subtract(right, on_point, out=opens)
+    # g_0 - v below the grid, v - g_{r-1} inside and above: both |v - g_{r-1}|
+    np.subtract(finite, lower_point, out=distances)
+    np.abs(distances, out=distances)
+
+
+def _factorized(frame: pd.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """A column as codes (-1: missing) into its distinct values (an object array). A
+    categorical column (what the CSV parser gives categorical features) has them already."""
+    if name in frame.columns and isinstance(frame[name].dtype, pd.CategoricalDtype):
+        column = frame[name]
+        return column.cat.codes.to_numpy(), column.cat.categories.to_numpy(dtype=object)
+    codes, distinct = pd.factorize(
+        np.asarray(_column(frame, name), dtype=object).ravel(), use_na_sentinel=True
+    )
+    return codes, np.asarray(distinct, dtype=object)
 
 
 def _category_slots(
-    raw: np.ndarray, ref: CategoricalReference | None
+    codes: np.ndarray, distinct: np.ndarray, ref: CategoricalReference | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each value's slot in `ref` (-1 if missing; unseen = ``len(categories) + 1``) and
-    the missing mask, as `profile.categorical_profile` counts them."""
-    codes, distinct = pd.factorize(np.asarray(raw, dtype=object).ravel(), use_na_sentinel=True)
-    distinct = np.asarray(distinct, dtype=object)
+    the missing mask, as `profile.categorical_profile` counts them; the values as
+    `_factorized` gives them."""
     if all(type(value) is str for value in distinct):
         # What `category_strings` makes of plain strings (stripped; blank is missing),
         # without its pandas overhead on a handful of distinct values.
@@ -1011,15 +1060,16 @@ def _category_slots(
         blank = np.array([value == "" for value in stripped], dtype=bool).reshape(len(stripped))
     else:
         text, blank = category_strings(distinct)
-    present = codes >= 0
-    present[present] = ~blank[codes[present]]
-    slots = np.full(codes.shape, -1, dtype=np.intp)
-    if ref is not None:
-        index, slot_of = ref.slot_index
-        found = index.get_indexer(text)
-        distinct_slots = np.where(found >= 0, slot_of[found], len(ref.categories) + 1)
-        slots[present] = distinct_slots[codes[present]]
-    return slots, ~present
+    # Per distinct value, then one lookup per row; code -1 (missing) takes the last entry.
+    missing = np.append(blank, True)[codes]
+    if ref is None:
+        return np.full(codes.shape, -1, dtype=np.intp), missing
+    index, slot_of = ref.slot_index
+    found = index.get_indexer(text)
+    distinct_slots = np.where(
+        blank, -1, np.where(found >= 0, slot_of[found], len(ref.categories) + 1)
+    )
+    return np.append(distinct_slots, -1).astype(np.intp)[codes], missing
 
 
 def _concat(first: _Encoded, second: _Encoded) -> _Encoded:

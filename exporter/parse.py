@@ -34,6 +34,9 @@ class RowSchema:
     required: tuple[str, ...]  # columns that must be present and non-empty
     numeric: tuple[str, ...] = ()  # required columns that must be finite numbers
     text: tuple[str, ...] = ()  # columns read as text, never as numbers (ids, labels, categories)
+    # text columns with few distinct values (categorical features), read as pandas
+    # categoricals: the CSV parser then keeps one string per distinct value, not per row
+    categories: tuple[str, ...] = ()
     timestamp_required: bool = True
     # The columns anything downstream reads (None: all of them). Parsing a column costs
     # about as much as using it, and unique text (request ids) costs the most.
@@ -114,6 +117,7 @@ def _count_byte(data: bytes, byte: int) -> int:
 
 def _read_csv(data: bytes, columns: list[str], schema: RowSchema) -> pd.DataFrame:
     text_columns = {name: "str" for name in schema.text if name in columns}
+    text_columns |= {name: "category" for name in schema.categories if name in columns}
     wanted = None if schema.columns is None else [c for c in columns if c in schema.columns]
     return pd.read_csv(
         io.BytesIO(data),
