@@ -85,6 +85,7 @@ def prediction_schema(model: ModelConfig) -> RowSchema:
         numeric=numeric,
         text=_text_columns(model),
         categories=tuple(f.name for f in model.features if f.type == "categorical"),
+        numeric_features=tuple(f.name for f in model.features if f.type == "numeric"),
         columns=_read_columns(model),
     )
 

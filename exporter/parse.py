@@ -23,6 +23,9 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import is_numeric_dtype
 
+from exporter.arrow_csv import read_plain_csv
+from exporter.timestamps import parse_timestamps
+
 _NEWLINE, _QUOTE, _COMMA, _CR = 10, 34, 44, 13
 
 
@@ -37,6 +40,7 @@ class RowSchema:
     # text columns with few distinct values (categorical features), read as pandas
     # categoricals: the CSV parser then keeps one string per distinct value, not per row
     categories: tuple[str, ...] = ()
+    numeric_features: tuple[str, ...] = ()  # read as floats when every value is a number
     timestamp_required: bool = True
     # The columns anything downstream reads (None: all of them). Parsing a column costs
     # about as much as using it, and unique text (request ids) costs the most.
@@ -90,8 +94,19 @@ def parse_csv(header: bytes, data: bytes, schema: RowSchema) -> ParsedRows:
     # line has the right field count, unless a long line offsets a short one; pandas raises
     # on any long line, and then the exact per-line check below runs.
     if b'"' not in data and _count_byte(data, _COMMA) == (len(columns) - 1) * lines:
+        frame = read_plain_csv(
+            data,
+            columns,
+            usecols=schema.columns,
+            numeric=_numeric_columns(schema),
+            text=schema.text,
+            categories=schema.categories,
+            timestamp=schema.timestamp,
+        )
         try:
-            return _validate(_read_csv(data, columns, schema), schema, result)
+            if frame is None:
+                frame = _read_csv(data, columns, schema)
+            return _validate(frame, schema, result)
         except (pd.errors.ParserError, UnicodeDecodeError):
             pass
 
@@ -108,6 +123,13 @@ def parse_csv(header: bytes, data: bytes, schema: RowSchema) -> ParsedRows:
         good_data = _drop_undecodable_lines(good_data, result)
     frame = _read_csv(good_data, columns, schema)
     return _validate(frame, schema, result)
+
+
+def _numeric_columns(schema: RowSchema) -> tuple[str, ...]:
+    """Columns whose every valid value is a number: anything else rejects the row (the
+    numeric required columns) or counts as invalid (numeric features), both of which
+    the pandas path decides row by row."""
+    return (*schema.numeric, *schema.numeric_features)
 
 
 def _count_byte(data: bytes, byte: int) -> int:
@@ -308,84 +330,3 @@ def _validate(frame: pd.DataFrame, schema: RowSchema, result: ParsedRows) -> Par
     result.frame = frame
     result.timestamps = timestamps
     return result
-
-
-_EPOCH = pd.Timestamp(0, tz="UTC")
-
-
-def parse_timestamps(column: pd.Series) -> np.ndarray:
-    """ISO 8601 (any offset; no zone = UTC) or epoch seconds, to float epoch seconds."""
-    if is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
-        return column.to_numpy(dtype=np.float64, na_value=np.nan)
-    seconds = _utc_microsecond_seconds(column)
-    if seconds is not None:
-        return seconds
-    # ISO text is the common case and pandas parses it fast; epoch seconds written as text
-    # come out as NaT and are read as numbers instead.
-    parsed = pd.to_datetime(column.astype("object"), format="ISO8601", utc=True, errors="coerce")
-    seconds = np.array(
-        ((parsed - _EPOCH) / pd.Timedelta(seconds=1)).to_numpy(dtype=np.float64, na_value=np.nan)
-    )
-    retry = np.isnan(seconds) & column.notna().to_numpy()
-    if retry.any():
-        numbers = pd.to_numeric(column[retry], errors="coerce")
-        seconds[retry] = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
-    return seconds
-
-
-# "YYYY-MM-DDTHH:MM:SS.ffffffZ": where its separators and digits are
-_ISO_Z_SEPARATORS = {4: b"-", 7: b"-", 10: b"T", 13: b":", 16: b":", 19: b".", 26: b"Z"}
-_ISO_Z_DIGITS = [i for i in range(26) if i not in _ISO_Z_SEPARATORS]
-_DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
-
-
-def _utc_microsecond_seconds(column: pd.Series) -> np.ndarray | None:
-    """Epoch seconds of a column whose every value is ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (what
-    most loggers write), the same floats as the ``pd.to_datetime`` path gives (nanoseconds
-    / 1e9) in a few vectorised passes; None (use that path) if any value is not exactly
-    that, or not a valid date and time from 1678 to 2261."""
-    n = len(column)
-    if n == 0:
-        return None
-    try:
-        raw = np.asarray(column.to_numpy(dtype=object), dtype="S28")
-    except (UnicodeError, ValueError, TypeError):
-        return None
-    chars = raw.view(np.uint8).reshape(n, 28)
-    if chars[:, 27].any():  # longer than 27 characters
-        return None
-    for position, separator in _ISO_Z_SEPARATORS.items():
-        if not (chars[:, position] == separator[0]).all():
-            return None
-    digits = chars[:, _ISO_Z_DIGITS].astype(np.int64) - 48
-    if ((digits < 0) | (digits > 9)).any():
-        return None
-
-    def number(first: int, count: int) -> np.ndarray:
-        value = digits[:, first]
-        for index in range(first + 1, first + count):
-            value = value * 10 + digits[:, index]
-        return value
-
-    year, month, day = number(0, 4), number(4, 2), number(6, 2)
-    hour, minute, second, micros = number(8, 2), number(10, 2), number(12, 2), number(14, 6)
-    # pandas' path works in nanoseconds: leave the years near its limits to it (it raises)
-    if (year < 1678).any() or (year > 2261).any():
-        return None
-    if (month < 1).any() or (month > 12).any() or (day < 1).any():
-        return None
-    leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
-    if (day > _DAYS_IN_MONTH[month] + (leap & (month == 2))).any():
-        return None
-    if (hour > 23).any() or (minute > 59).any() or (second > 59).any():
-        return None
-    # days from 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil)
-    shifted = year - (month <= 2)
-    era = shifted // 400
-    year_of_era = shifted - era * 400
-    day_of_year = (153 * (month + np.where(month > 2, -3, 9)) + 2) // 5 + day - 1
-    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
-    days = era * 146097 + day_of_era - 719468
-    seconds = days * 86400 + hour * 3600 + minute * 60 + second
-    nanos = (seconds * 1_000_000 + micros) * 1000
-    return nanos.astype(np.float64) / 1e9  # as pandas divides timedelta64[ns] by 1 s
