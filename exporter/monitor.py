@@ -228,6 +228,14 @@ class _Encoded:
             self.flagged = np.nonzero(self.quality)
         return self.flagged
 
+    def flag_features(self, features: list[int]) -> None:
+        """Only these features have non-zero codes: look for flagged cells in their rows."""
+        if not features:
+            self.flagged = (np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp))
+            return
+        which, row = np.nonzero(self.quality[features])
+        self.flagged = (np.asarray(features, dtype=np.intp)[which], row)
+
 
 # --- window results ----------------------------------------------------------------
 
@@ -751,7 +759,7 @@ class Monitor:
         quality = np.zeros((len(specs), n), dtype=np.uint8)
         numeric_values: dict[str, np.ndarray] = {}
         binned = _BinnedRows(layout, n) if layout is not None else None
-        flagged = False  # some row has a non-zero quality code
+        flagged: list[int] = []  # the features with a non-zero quality code somewhere
         for index, spec in enumerate(specs):
             if spec.type != "numeric":
                 slots, missing = _category_slots(
@@ -770,10 +778,9 @@ class Monitor:
                     binned.put_numeric(("features", spec.name), spec.ref, values, valid)
             if code is not None and code.any():
                 quality[index] = code
-                flagged = True
+                flagged.append(index)
         encoded = _Encoded(n, quality)
-        if not flagged:  # every value clean: no quality cell to look for
-            encoded.flagged = (np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp))
+        encoded.flag_features(flagged)
         if binned is None:
             return encoded
         prediction = baseline.prediction.ref

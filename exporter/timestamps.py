@@ -25,9 +25,7 @@ def parse_timestamps(column: pd.Series) -> np.ndarray:
     # ISO text is the common case and pandas parses it fast; epoch seconds written as text
     # come out as NaT and are read as numbers instead.
     parsed = pd.to_datetime(column.astype("object"), format="ISO8601", utc=True, errors="coerce")
-    seconds = np.array(
-        ((parsed - _EPOCH) / pd.Timedelta(seconds=1)).to_numpy(dtype=np.float64, na_value=np.nan)
-    )
+    seconds = _seconds_since_epoch(parsed)
     retry = np.isnan(seconds) & column.notna().to_numpy()
     if retry.any():
         numbers = pd.to_numeric(column[retry], errors="coerce")
@@ -35,9 +33,37 @@ def parse_timestamps(column: pd.Series) -> np.ndarray:
     return seconds
 
 
-# "YYYY-MM-DDTHH:MM:SS.ffffffZ": where its separators and digits are
-_ISO_Z_SEPARATORS = {4: b"-", 7: b"-", 10: b"T", 13: b":", 16: b":", 19: b".", 26: b"Z"}
-_ISO_Z_DIGITS = [i for i in range(26) if i not in _ISO_Z_SEPARATORS]
+def _seconds_since_epoch(parsed: pd.Series) -> np.ndarray:
+    try:
+        return np.array(
+            ((parsed - _EPOCH) / pd.Timedelta(seconds=1)).to_numpy(
+                dtype=np.float64, na_value=np.nan
+            )
+        )
+    except (pd.errors.OutOfBoundsDatetime, OverflowError):
+        # A date outside pandas' nanosecond range (before 1678, after 2261) parses at a
+        # coarser unit but cannot be subtracted at nanoseconds: count microseconds.
+        naive = parsed.dt.tz_localize(None).to_numpy().astype("datetime64[us]")
+        seconds = naive.astype(np.int64) / 1e6
+        seconds[np.isnat(naive)] = np.nan
+        return seconds
+
+
+# "YYYY-MM-DDTHH:MM:SS.ffffffZ": its bytes with every digit 0; the largest offset from
+# that each byte may have (tens of month <= 1, day <= 3, hour <= 2, minute/second <= 5);
+# the weights that make date key, hour, time of day (s) and microseconds of the offsets
+_ISO_Z_TEMPLATE = np.frombuffer(b"0000-00-00T00:00:00.000000Z", dtype=np.uint8)
+_ISO_Z_LIMIT = np.where(ord("0") == _ISO_Z_TEMPLATE, 9, 0).astype(np.uint8)
+_ISO_Z_LIMIT[[5, 8, 11, 14, 17]] = [1, 3, 2, 5, 5]
+_ISO_Z_FIELD_WEIGHTS = np.zeros((27, 4), dtype=np.float32)
+_ISO_Z_FIELD_WEIGHTS[0:4, 0] = [1000 * 512, 100 * 512, 10 * 512, 512]  # year
+_ISO_Z_FIELD_WEIGHTS[5:7, 0] = [10 * 32, 32]  # month
+_ISO_Z_FIELD_WEIGHTS[8:10, 0] = [10, 1]  # day
+_ISO_Z_FIELD_WEIGHTS[11:13, 1] = [10, 1]  # hour
+_ISO_Z_FIELD_WEIGHTS[[11, 12, 14, 15, 17, 18], 2] = [36000, 3600, 600, 60, 10, 1]
+_ISO_Z_FIELD_WEIGHTS[20:26, 3] = [100000, 10000, 1000, 100, 10, 1]
+_DATE_TABLE_MAX = 1 << 16
+_INVALID_DAY = np.iinfo(np.int64).min
 _DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
 
 
@@ -64,38 +90,42 @@ def iso_z_seconds(chars: np.ndarray) -> np.ndarray | None:
     n = len(chars)
     if n == 0 or chars.shape[1:] != (27,):
         return None
-    for position, separator in _ISO_Z_SEPARATORS.items():
-        if not (chars[:, position] == separator[0]).all():
-            return None
-    digits = chars[:, _ISO_Z_DIGITS].astype(np.int64) - 48
-    if ((digits < 0) | (digits > 9)).any():
+    # One subtraction checks every byte: 0 at a separator, within its digit's range at a
+    # digit (uint8 wraps a byte below "0" round to > 9); one float32 product (exact below
+    # 2**24) turns the digits into date key, hour, time of day and microseconds.
+    offsets = chars - _ISO_Z_TEMPLATE
+    if (offsets > _ISO_Z_LIMIT).any():
         return None
+    fields = (offsets.astype(np.float32) @ _ISO_Z_FIELD_WEIGHTS).astype(np.int64)
+    date_key, hour, time_of_day, micros = fields.T
+    if (hour > 23).any():
+        return None
+    # Days per distinct date through a table over the chunk's key range (a chunk spans a
+    # few dates); invalid dates (Feb 30, month 13) are -1 there.
+    low, high = int(date_key.min()), int(date_key.max())
+    if high - low <= _DATE_TABLE_MAX:
+        days = _days_of_date_keys(np.arange(low, high + 1))[date_key - low]
+    else:
+        days = _days_of_date_keys(date_key)
+    if (days == _INVALID_DAY).any():
+        return None
+    nanos = ((days * 86400 + time_of_day) * 1_000_000 + micros) * 1000
+    return nanos.astype(np.float64) / 1e9  # as pandas divides timedelta64[ns] by 1 s
 
-    def number(first: int, count: int) -> np.ndarray:
-        value = digits[:, first]
-        for index in range(first + 1, first + count):
-            value = value * 10 + digits[:, index]
-        return value
 
-    year, month, day = number(0, 4), number(4, 2), number(6, 2)
-    hour, minute, second, micros = number(8, 2), number(10, 2), number(12, 2), number(14, 6)
-    # pandas' path works in nanoseconds: leave the years near its limits to it (it raises)
-    if (year < 1678).any() or (year > 2261).any():
-        return None
-    if (month < 1).any() or (month > 12).any() or (day < 1).any():
-        return None
+def _days_of_date_keys(keys: np.ndarray) -> np.ndarray:
+    """Days since 1970-01-01 of ``year * 512 + month * 32 + day`` keys; `_INVALID_DAY` for
+    an impossible date or a year outside 1678-2261 (pandas' nanosecond path raises near
+    its limits, so those are left to it)."""
+    year, month, day = keys // 512, keys // 32 % 16, keys % 32
     leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
-    if (day > _DAYS_IN_MONTH[month] + (leap & (month == 2))).any():
-        return None
-    if (hour > 23).any() or (minute > 59).any() or (second > 59).any():
-        return None
+    valid = (year >= 1678) & (year <= 2261) & (month >= 1) & (month <= 12) & (day >= 1)
+    month_days = _DAYS_IN_MONTH[np.clip(month, 0, 12)] + (leap & (month == 2))
+    valid &= day <= month_days
     # days from 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil)
     shifted = year - (month <= 2)
     era = shifted // 400
     year_of_era = shifted - era * 400
     day_of_year = (153 * (month + np.where(month > 2, -3, 9)) + 2) // 5 + day - 1
     day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
-    days = era * 146097 + day_of_era - 719468
-    seconds = days * 86400 + hour * 3600 + minute * 60 + second
-    nanos = (seconds * 1_000_000 + micros) * 1000
-    return nanos.astype(np.float64) / 1e9  # as pandas divides timedelta64[ns] by 1 s
+    return np.where(valid, era * 146097 + day_of_era - 719468, _INVALID_DAY)
