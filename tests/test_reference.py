@@ -125,8 +125,20 @@ def test_cell_index_gives_exactly_searchsorted_positions(make, rng: np.random.Ge
     ref = fit_numeric(make(rng, 20_000))
     index = ref.cell_index
     assert isinstance(index, CellIndex)
-    values = np.concatenate([make(rng, 50_000) * 1.5, ref.fine_edges, [ref.min - 1, ref.max + 1]])
-    expected = np.searchsorted(ref.fine_edges, values, side="right")
+    grid = ref.fine_edges
+    # the cells' own boundaries and every grid point, each exactly and one ulp either side
+    boundaries = index.low + np.arange(-2, index.cells + 3) / index.inverse_width
+    edges = np.concatenate([grid, boundaries])
+    values = np.concatenate(
+        [
+            make(rng, 50_000) * 1.5,
+            edges,
+            np.nextafter(edges, -np.inf),
+            np.nextafter(edges, np.inf),
+            [ref.min - 1, ref.max + 1, -1e300, 1e300],
+        ]
+    )
+    expected = np.searchsorted(grid, values, side="right")
     np.testing.assert_array_equal(index.right_positions(values), expected)
 
 
