@@ -14,14 +14,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from exporter.checkpoint import load_checkpoint, save_checkpoint
 from exporter.config import Config, ModelConfig, SourceConfig
 from exporter.model_state import FeatureMonitor, ModelSnapshot, ModelState
 from exporter.parse import ParsedRows, RowSchema, parse_csv, parse_jsonl
 from exporter.ratelimit import RateLimitedLog
+from exporter.readahead import parser_thread, read_ahead
 from exporter.tailer import Chunk, SourceStats, Tailer
 
 log = logging.getLogger("ml_model_exporter")
@@ -71,6 +73,12 @@ class _Source:
     schema: RowSchema
     tailer: TailerLike
     counters: SourceCounters
+    # While chunks are parsed ahead: the tailer's state as of the last chunk counted (the
+    # tailer itself is one chunk further). None: the tailer's own state is the truth.
+    counted_state: dict[str, Any] | None = None
+
+    def resume_state(self) -> dict[str, Any]:
+        return self.counted_state if self.counted_state is not None else self.tailer.state()
 
 
 def prediction_schema(model: ModelConfig) -> RowSchema:
@@ -162,8 +170,13 @@ class Engine:
         tailer_factory: TailerFactory = Tailer,
         monitor_factory: MonitorFactory | None = None,
         checkpoints: bool = True,
+        parse_ahead: Executor | Literal["auto"] | None = "auto",
     ) -> None:
+        """`parse_ahead`: the worker that parses a source's next chunk while the current
+        one is counted ("auto": one thread when the machine has 2+ cores; None: parse in
+        this thread)."""
         self.config = config
+        self._parse_ahead = parser_thread() if parse_ahead == "auto" else parse_ahead
         self.clock = clock
         self.monotonic = monotonic
         self.checkpoints = checkpoints
@@ -227,9 +240,18 @@ class Engine:
         written after its prediction). Returns the number of lines consumed."""
         consumed = 0
         for source in sorted(self.sources, key=lambda s: s.kind != "predictions"):
-            for chunk in self._chunks(source):
-                consumed += self._apply(source, chunk)
-                self.maybe_checkpoint(force=self._files_changed(source))
+            fmt, schema = source.config.format, source.schema
+            try:
+                for (chunk, counted_state), rows in read_ahead(
+                    self._chunks(source),
+                    lambda item, fmt=fmt, schema=schema: parse_chunk(item[0], fmt, schema),
+                    self._parse_ahead,
+                ):
+                    consumed += self._apply(source, chunk, rows)
+                    source.counted_state = counted_state
+                    self.maybe_checkpoint(force=self._files_changed(source))
+            finally:
+                source.counted_state = None
             self.maybe_checkpoint(force=self._files_changed(source))
         self.ready = True
         return consumed
@@ -239,11 +261,13 @@ class Engine:
         the last checkpoint. Such a change is checkpointed at once: a file the checkpoint
         does not know, or knows without a fingerprint, could be rotated away while the
         exporter is down and then not be found again."""
-        return _file_identities(source.tailer.state()) != self._checkpointed_files.get(source.key)
+        return _file_identities(source.resume_state()) != self._checkpointed_files.get(source.key)
 
-    def _chunks(self, source: _Source) -> Iterator[Chunk]:
-        # poll() may only advance its offsets when we ask for the next chunk; holding the
-        # lock across apply + advance keeps a scrape or checkpoint from seeing half of it.
+    def _chunks(self, source: _Source) -> Iterator[tuple[Chunk, dict[str, Any]]]:
+        """Each chunk with the tailer's state right after it: what a checkpoint taken once
+        the chunk is counted must hold, even though the next chunk has been read by then."""
+        # poll() advances its offsets when it yields a chunk; holding the lock across the
+        # advance keeps a scrape from seeing half of it.
         iterator = iter(source.tailer.poll())
         while True:
             with self.lock:
@@ -251,9 +275,10 @@ class Engine:
                     chunk = next(iterator)
                 except StopIteration:
                     return
-            yield chunk
+                state = source.tailer.state()
+            yield chunk, state
 
-    def _apply(self, source: _Source, chunk: Chunk) -> int:
+    def _apply(self, source: _Source, chunk: Chunk, rows: ParsedRows) -> int:
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "%s: %d bytes up to offset %d: %r ... %r",
@@ -263,7 +288,6 @@ class Engine:
                 chunk.data[:24],
                 chunk.data[-24:],
             )
-        rows = parse_chunk(chunk, source.config.format, source.schema)
         with self.lock:
             now = self.clock()
             if source.kind == "predictions":
@@ -336,7 +360,7 @@ class Engine:
         return True
 
     def _state(self) -> dict[str, Any]:
-        sources = {s.key: s.tailer.state() for s in self.sources}
+        sources = {s.key: s.resume_state() for s in self.sources}
         self._checkpointed_files = {key: _file_identities(st) for key, st in sources.items()}
         return {
             "models": {
@@ -369,6 +393,8 @@ class Engine:
         self.maybe_checkpoint(force=True)
         for source in self.sources:
             source.tailer.close()
+        if self._parse_ahead is not None:
+            self._parse_ahead.shutdown(wait=True)
 
 
 def _file_identities(tailer_state: dict[str, Any]) -> tuple:
