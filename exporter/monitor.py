@@ -1193,6 +1193,10 @@ def _make_layout(baseline: Baseline) -> _Layout | None:
 def _finished(baseline: Baseline, fine_bins: int) -> Baseline:
     """`baseline` with its tag and the layout of its binned entries."""
     tagged = replace(baseline, tag=_baseline_tag(baseline, fine_bins))
+    targets = [*baseline.features, baseline.prediction, baseline.outcome]
+    for spec in targets:  # the derived lookups are part of fitting, not of the first chunk
+        if spec is not None and isinstance(spec.ref, NumericReference):
+            _ = spec.ref.cell_index, spec.ref.psi_bin_of_slot
     return replace(tagged, layout=_make_layout(tagged))
 
 
