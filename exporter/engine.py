@@ -81,7 +81,9 @@ class _Source:
         return self.counted_state if self.counted_state is not None else self.tailer.state()
 
 
-def prediction_schema(model: ModelConfig) -> RowSchema:
+def prediction_schema(model: ModelConfig, *, features: bool = True) -> RowSchema:
+    """What a prediction row must carry; ``features=False`` when nothing reads the feature
+    columns (a model without a monitor), which are then not parsed at all."""
     columns = model.columns
     required = [columns.prediction]
     if model.outcomes is not None:
@@ -94,7 +96,7 @@ def prediction_schema(model: ModelConfig) -> RowSchema:
         text=_text_columns(model),
         categories=tuple(f.name for f in model.features if f.type == "categorical"),
         numeric_features=tuple(f.name for f in model.features if f.type == "numeric"),
-        columns=_read_columns(model),
+        columns=_read_columns(model, features=features),
     )
 
 
@@ -106,18 +108,21 @@ def outcome_schema(model: ModelConfig) -> RowSchema:
         numeric=(columns.actual,) if model.task == "regression" else (),
         text=(columns.id,),
         timestamp_required=False,
+        columns=frozenset({columns.timestamp, columns.id, columns.actual}),
     )
 
 
-def _read_columns(model: ModelConfig) -> frozenset[str] | None:
+def _read_columns(model: ModelConfig, *, features: bool) -> frozenset[str] | None:
     """The prediction log's columns the model state and the monitor read; None (all) when
-    the features are not configured, since then they are every other column."""
-    if not model.features:
-        return None
+    the monitor reads features that are not configured (then every other column is one)."""
     columns = model.columns
     names = {columns.timestamp, columns.prediction, columns.actual, columns.model_version}
     if model.outcomes is not None:
         names.add(columns.id)
+    if not features:
+        return frozenset(names)
+    if not model.features:
+        return None
     return frozenset(names | {f.name for f in model.features})
 
 
@@ -213,7 +218,8 @@ class Engine:
                     model.name,
                 )
             self.models[model.name] = state
-            kinds = [("predictions", model.predictions, prediction_schema(model))]
+            schema = prediction_schema(model, features=monitor is not None)
+            kinds = [("predictions", model.predictions, schema)]
             if model.outcomes is not None:
                 kinds.append(("outcomes", model.outcomes, outcome_schema(model)))
             for kind, source, schema in kinds:

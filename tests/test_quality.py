@@ -187,6 +187,12 @@ def test_only_the_columns_the_model_reads_are_parsed(tmp_path: Path) -> None:
         tmp_path, task="binary", features={"age": "numeric"}, outcomes={"path": "o.csv"}
     )
     assert "id" in parse_csv(header, data, prediction_schema(with_outcomes)).frame.columns
+    unmonitored = prediction_schema(configured, features=False)  # no monitor: no features
+    assert sorted(parse_csv(header, data, unmonitored).frame.columns) == [
+        "actual",
+        "prediction",
+        "timestamp",
+    ]
     inferred = parse_csv(header, data, prediction_schema(_model(tmp_path, task="binary")))
     assert list(inferred.frame.columns) == [
         "timestamp",
