@@ -90,10 +90,9 @@ def parse_csv(header: bytes, data: bytes, schema: RowSchema) -> ParsedRows:
         )
         return result
 
-    # Fast path: with no quotes and exactly (columns - 1) commas per line on average, every
-    # line has the right field count, unless a long line offsets a short one; pandas raises
-    # on any long line, and then the exact per-line check below runs.
-    if b'"' not in data and _count_byte(data, _COMMA) == (len(columns) - 1) * lines:
+    if b'"' not in data:
+        # Fast path: pyarrow checks every line's field count itself and declines (None)
+        # any chunk it could read differently from pandas.
         frame = read_plain_csv(
             data,
             columns,
@@ -103,12 +102,16 @@ def parse_csv(header: bytes, data: bytes, schema: RowSchema) -> ParsedRows:
             categories=schema.categories,
             timestamp=schema.timestamp,
         )
-        try:
-            if frame is None:
-                frame = _read_csv(data, columns, schema)
+        if frame is not None:
             return _validate(frame, schema, result)
-        except (pd.errors.ParserError, UnicodeDecodeError):
-            pass
+        # Next: exactly (columns - 1) commas per line on average means every line has the
+        # right field count, unless a long line offsets a short one; pandas raises on any
+        # long line, and then the exact per-line check below runs.
+        if _count_byte(data, _COMMA) == (len(columns) - 1) * lines:
+            try:
+                return _validate(_read_csv(data, columns, schema), schema, result)
+            except (pd.errors.ParserError, UnicodeDecodeError):
+                pass
 
     arr = np.frombuffer(data, dtype=np.uint8)
     good_bytes, bad = _split_rows(arr, len(columns))

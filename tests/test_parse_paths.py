@@ -93,6 +93,8 @@ def test_arrow_reads_a_plain_chunk_as_pandas_does() -> None:
         (b"2024-06-01T00:00:00.000000Z,r1,abc,pro,0.5,1,x\n", "a word in a numeric feature"),
         (b"2024-06-01T00:00:00.000000Z,r1,31,pr\xff,0.5,1,x\n", "invalid UTF-8 in text"),
         (b"2024-06-01T00:00:00.000000Z,r1,31,pro,0.5,2024-06-01,x\n", "a date column"),
+        (b"2024-06-01T00:00:00.000000Z,r1,31,pro,0.5,1\n", "a line one field short"),
+        (b"2024-06-01T00:00:00.000000Z,r1,31,pro,0.5,1,x,y\n", "a line one field long"),
     ],
 )
 def test_arrow_declines_what_pandas_would_read_differently(line: bytes, why: str) -> None:
