@@ -186,7 +186,12 @@ class _Layout:
     # (section, name, kind, slot base, slot length, open base, open length)
     entries: tuple[tuple[str, str, str, int, int, int, int], ...]
     slots: int  # total slots; index `slots` is the sentinel of rows not binned
-    opens: int  # total open intervals; index `opens` is the sentinel
+    opens: int  # total open intervals
+    # the slot of each open interval (2r of a numeric entry's local slots): a row's
+    # distance is summed per slot and the open intervals read those sums
+    open_slots: np.ndarray = field(
+        default_factory=lambda: np.zeros(0, dtype=np.intp), compare=False
+    )
 
 
 @dataclass(frozen=True)
@@ -216,8 +221,7 @@ class _Encoded:
     rows: int
     quality: np.ndarray  # (features, rows) uint8 quality code (0 almost everywhere)
     slots: np.ndarray | None = None  # (entries, rows) global slot or the sentinel
-    opens: np.ndarray | None = None  # (numeric entries, rows) global open interval or sentinel
-    distances: np.ndarray | None = None  # (numeric entries, rows) distance to interval end
+    distances: np.ndarray | None = None  # (entries, rows) distance to interval end (or 0)
     errors: np.ndarray | None = None  # (rows,) reconstruction error, 0 where not binned
     binned_rows: np.ndarray | None = None  # (rows,) bool: row is in the multivariate count
     flagged: tuple[np.ndarray, np.ndarray] | None = None  # (feature, row) of codes != 0
@@ -608,17 +612,17 @@ class Monitor:
             for g in range(groups)
         ]
         layout, tag = baseline.layout, baseline.tag
-        if (
-            layout is None
-            or tag is None
-            or encoded.slots is None
-            or encoded.opens is None
-            or encoded.distances is None
-        ):
+        if layout is None or tag is None or encoded.slots is None or encoded.distances is None:
             return profiles
-        slots = per_group(take(encoded.slots), layout.slots + 1)[:, : layout.slots]
-        distances = take(encoded.distances).ravel()
-        opens = per_group(take(encoded.opens), layout.opens + 1, distances)[:, : layout.opens]
+        # one set of keys for the counts and the distance sums of every slot
+        width = layout.slots + 1
+        keys = (take(encoded.slots) + group * width).ravel()
+        slots = np.bincount(keys, minlength=groups * width).reshape(groups, width)
+        sums = np.bincount(
+            keys, weights=take(encoded.distances).ravel(), minlength=groups * width
+        ).reshape(groups, width)
+        slots = slots[:, : layout.slots]
+        opens = sums[:, layout.open_slots]
         errors, binned_rows = encoded.errors, encoded.binned_rows
         in_group = None
         if errors is not None and binned_rows is not None:
@@ -794,7 +798,7 @@ class Monitor:
             else:
                 slots = _category_slots(*_factorized(frame, name), prediction)[0]
                 binned.put_categorical(("prediction", ""), slots)
-        encoded.slots, encoded.opens, encoded.distances = binned.finish()
+        encoded.slots, encoded.distances = binned.finish()
         multivariate = baseline.multivariate
         if multivariate is not None:
             encoded.errors = reconstruction_errors_of_columns(
@@ -824,21 +828,14 @@ class Monitor:
         quality = counts @ _BITS
         profile: Aggregate = {"rows": np.int64(rows), "quality": {self._features_key: quality}}
         layout, tag = baseline.layout, baseline.tag
-        if (
-            layout is None
-            or tag is None
-            or encoded.slots is None
-            or encoded.opens is None
-            or encoded.distances is None
-        ):
+        if layout is None or tag is None or encoded.slots is None or encoded.distances is None:
             return profile
-        slots = np.bincount(take(encoded.slots).ravel(), minlength=layout.slots + 1)
-        opens = np.bincount(
-            take(encoded.opens).ravel(),
-            weights=take(encoded.distances).ravel(),
-            minlength=layout.opens + 1,
+        keys = take(encoded.slots).ravel()
+        slots = np.bincount(keys, minlength=layout.slots + 1)
+        sums = np.bincount(
+            keys, weights=take(encoded.distances).ravel(), minlength=layout.slots + 1
         )
-        binned: Aggregate = {"slots": slots[: layout.slots], "opens": opens[: layout.opens]}
+        binned: Aggregate = {"slots": slots[: layout.slots], "opens": sums[layout.open_slots]}
         if encoded.errors is not None and encoded.binned_rows is not None:
             binned["multivariate"] = {
                 "count": np.int64(np.count_nonzero(take(encoded.binned_rows))),
@@ -977,25 +974,22 @@ def _numeric_quality(
 
 
 class _BinnedRows:
-    """A chunk's (entries, rows) global slots, open intervals and distances (`_Encoded`),
-    written entry by entry in place; rows of an entry not binned hold the sentinels."""
+    """A chunk's (entries, rows) global slots and distances (`_Encoded`), written entry by
+    entry in place; rows of an entry not binned hold the sentinel slot (and distance 0)."""
 
     def __init__(self, layout: _Layout, rows: int) -> None:
         self.layout = layout
-        numeric = sum(1 for entry in layout.entries if entry[2] == "numeric")
         self.slots = np.empty((len(layout.entries), rows), dtype=np.intp)
-        self.opens = np.empty((numeric, rows), dtype=np.intp)
-        self.distances = np.empty((numeric, rows), dtype=np.float64)
-        self._where: dict[tuple[str, str], tuple[int, int, int, int]] = {}
-        numeric_row = 0
-        for index, (section, name, kind, base, _, open_base, _) in enumerate(layout.entries):
-            self._where[(section, name)] = (index, numeric_row, base, open_base)
-            numeric_row += kind == "numeric"
+        self.distances = np.zeros((len(layout.entries), rows), dtype=np.float64)
+        self._where = {
+            (section, name): (index, base)
+            for index, (section, name, _, base, *_) in enumerate(layout.entries)
+        }
         self._written: set[int] = set()
 
     def put_categorical(self, key: tuple[str, str], local: np.ndarray) -> None:
         """`local`: each row's slot in the entry (-1: not binned)."""
-        index, _, base, _ = self._where[key]
+        index, base = self._where[key]
         slots = self.slots[index]
         np.add(local, base, out=slots)
         slots[local < 0] = self.layout.slots
@@ -1008,52 +1002,39 @@ class _BinnedRows:
         values: np.ndarray,
         valid: np.ndarray | None,
     ) -> None:
-        """Each valid value's fine slot and open interval, and its distance to that
-        interval's finite end (0 on a grid point), as `reference.fine_histogram` counts."""
-        index, row, base, open_base = self._where[key]
-        slots, opens, distances = self.slots[index], self.opens[row], self.distances[row]
+        """Each valid value's fine slot and its distance to that slot's open interval's
+        finite end (0 on a grid point), as `reference.fine_histogram` counts them."""
+        index, base = self._where[key]
+        slots, distances = self.slots[index], self.distances[index]
         self._written.add(index)
         if valid is None or valid.all():  # None: every value is valid
-            _fine_slots_into(ref, values, slots, opens, distances)
+            _fine_slots_into(ref, values, slots, distances)
         else:
             slots.fill(self.layout.slots - base)
-            opens.fill(self.layout.opens - open_base)
-            distances.fill(0.0)
             some = np.flatnonzero(valid)
             if some.size:
-                local_slots, local_opens = np.empty_like(some), np.empty_like(some)
+                local_slots = np.empty_like(some)
                 local_distances = np.empty(some.size, dtype=np.float64)
-                _fine_slots_into(ref, values[some], local_slots, local_opens, local_distances)
-                slots[some], opens[some], distances[some] = (
-                    local_slots,
-                    local_opens,
-                    local_distances,
-                )
+                _fine_slots_into(ref, values[some], local_slots, local_distances)
+                slots[some], distances[some] = local_slots, local_distances
         slots += base
-        opens += open_base
 
-    def finish(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The arrays, with the sentinels in the entries nothing was put into."""
-        numeric_row = 0
-        for index, entry in enumerate(self.layout.entries):
+    def finish(self) -> tuple[np.ndarray, np.ndarray]:
+        """The arrays, with the sentinel in the entries nothing was put into."""
+        for index in range(len(self.layout.entries)):
             if index not in self._written:
                 self.slots[index] = self.layout.slots
-                if entry[2] == "numeric":
-                    self.opens[numeric_row] = self.layout.opens
-                    self.distances[numeric_row] = 0.0
-            numeric_row += entry[2] == "numeric"
-        return self.slots, self.opens, self.distances
+        return self.slots, self.distances
 
 
 def _fine_slots_into(
     ref: NumericReference,
     finite: np.ndarray,
     slots: np.ndarray,
-    opens: np.ndarray,
     distances: np.ndarray,
 ) -> None:
-    """Fine slot (``2r`` inside open interval r, ``2r - 1`` on grid point r - 1), open
-    interval and distance to its finite end of each finite value, into the out arrays."""
+    """Fine slot (``2r`` inside open interval r, ``2r - 1`` on grid point r - 1) and
+    distance to its open interval's finite end (0 on a point) of each finite value."""
     grid = ref.fine_edges
     index = ref.cell_index
     right = (
@@ -1065,7 +1046,6 @@ def _fine_slots_into(
     on_point = lower_point == finite
     np.multiply(right, 2, out=slots)
     slots -= on_point
-    np.subtract(right, on_point, out=opens)
     # g_0 - v below the grid, v - g_{r-1} inside and above: both |v - g_{r-1}|
     np.subtract(finite, lower_point, out=distances)
     np.abs(distances, out=distances)
@@ -1123,7 +1103,6 @@ def _concat(first: _Encoded, second: _Encoded) -> _Encoded:
         first.rows + second.rows,
         np.concatenate([first.quality, second.quality], axis=-1),
         join(first.slots, second.slots),
-        join(first.opens, second.opens),
         join(first.distances, second.distances),
         errors,
         binned,
@@ -1187,7 +1166,17 @@ def _make_layout(baseline: Baseline) -> _Layout | None:
             length = len(ref.categories) + 2
             entries.append((section, name, "categorical", slots, length, 0, 0))
             slots += length
-    return _Layout(tuple(entries), slots, opens)
+    open_slots = [
+        base + 2 * np.arange(open_length)
+        for _, _, kind, base, _, _, open_length in entries
+        if kind == "numeric"
+    ]
+    return _Layout(
+        tuple(entries),
+        slots,
+        opens,
+        np.concatenate(open_slots) if open_slots else np.zeros(0, dtype=np.intp),
+    )
 
 
 def _finished(baseline: Baseline, fine_bins: int) -> Baseline:
