@@ -33,6 +33,7 @@ import json
 import os
 import pickle
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -429,9 +430,16 @@ def main() -> None:
     largest = max(sizes)
     doubled = args.dir.resolve() / f"drift-current-{largest}-twice.csv"
     if not doubled.exists():
-        source = currents[largest].read_bytes()
-        header_end = source.index(b"\n") + 1
-        doubled.write_bytes(source + source[header_end:])
+        # streamed: a parent holding the file would pass its RSS on to the measured child
+        # (Linux keeps the high-water mark of a forked process across exec)
+        temporary = doubled.with_suffix(".tmp")
+        with temporary.open("wb") as out:
+            for skip_header in (False, True):
+                with currents[largest].open("rb") as source:
+                    if skip_header:
+                        source.readline()
+                    shutil.copyfileobj(source, out, 8 << 20)
+        temporary.replace(doubled)
     twice = _in_subprocess("exporter", str(reference), str(doubled), "1h")
     assert twice["rows"] == 2 * largest, twice
     one = results[largest][0]
