@@ -1,9 +1,12 @@
 """Chunks of complete log lines into typed columns, vectorised, rejecting bad rows by reason.
 
-The hot path builds no Python object per row for CSV: line ends, quote state and field
-counts come from numpy over the raw bytes, the good bytes go to pandas' C parser in one
-call, and timestamps/predictions are converted column-wise. Slow paths (invalid UTF-8,
-a JSON line that does not parse) run only for the chunk that needs them.
+The hot path builds no Python object per row for CSV: a chunk without quotes goes to
+pyarrow's reader (`exporter.arrow_csv`), which checks every line's field count and
+declines anything pandas would read differently; then pandas' C parser, after a comma
+count; then the exact path, where line ends, quote state and field counts come from numpy
+over the raw bytes and only the good lines are parsed. Only the columns the model reads
+are converted. Slow paths (invalid UTF-8, a JSON line that does not parse) run only for
+the chunk that needs them.
 
 Rejection reasons (SPEC 6): ``parse`` (garbage, wrong column count, not a JSON object),
 ``encoding`` (invalid UTF-8), ``timestamp`` (missing or unparseable), ``schema`` (the
