@@ -73,8 +73,20 @@ def empty_rows(lines: int = 0) -> ParsedRows:
 
 
 def parse_header(header: bytes) -> list[str]:
+    """Column names; a repeated name gets ``.1``, ``.2``, ... as pandas gives it (the first
+    one is the column the model reads)."""
     text = header.decode("utf-8", errors="replace").lstrip("\ufeff").rstrip("\r")
-    return [name.strip() for name in next(csv.reader([text]), [])]
+    names = [name.strip() for name in next(csv.reader([text]), [])]
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:
+        candidate = name
+        while candidate in seen:
+            seen[name] += 1
+            candidate = f"{name}.{seen[name]}"
+        seen.setdefault(candidate, 0)
+        unique.append(candidate)
+    return unique
 
 
 def parse_csv(header: bytes, data: bytes, schema: RowSchema) -> ParsedRows:

@@ -160,3 +160,11 @@ def test_iso_z_bytes_leave_anything_else_to_pandas(stamp: str) -> None:
 def test_leap_day_is_a_date() -> None:
     chars = np.frombuffer(b"2024-02-29T23:59:59.999999Z", dtype=np.uint8).reshape(1, 27)
     assert iso_z_seconds(chars)[0] == pd.Timestamp("2024-02-29T23:59:59.999999Z").value / 1e9
+
+
+def test_a_repeated_header_name_reads_as_pandas_names_it() -> None:
+    """The first "age" is the feature; the second becomes "age.1" (it used to raise)."""
+    header = b"timestamp,age,age,prediction,actual\n"
+    rows = parse_csv(header, b"2024-06-01T00:00:00Z,31,30,0.5,1\n", SCHEMA)
+    assert not rows.rejected
+    assert rows.frame["age"].tolist() == [31.0]
