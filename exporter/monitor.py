@@ -1042,7 +1042,7 @@ def _fine_slots_into(
         if index is None
         else index.right_positions(finite)
     )
-    lower_point = np.concatenate([grid[:1], grid])[right]  # g_{r-1}; g_0 below the grid
+    lower_point = ref.lower_points[right]  # g_{r-1}; g_0 below the grid
     on_point = lower_point == finite
     np.multiply(right, 2, out=slots)
     slots -= on_point

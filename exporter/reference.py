@@ -105,6 +105,11 @@ class NumericReference:
         return float(self.fine_counts[2::2].max(initial=0) / self.n)
 
     @cached_property
+    def lower_points(self) -> np.ndarray:
+        """``g_{r-1}`` for each right position r of a value on the fine grid (g_0 for 0)."""
+        return np.concatenate([self.fine_edges[:1], self.fine_edges])
+
+    @cached_property
     def cell_index(self) -> CellIndex | None:
         """Speeds up counting values on `fine_edges` (derived, not stored)."""
         return CellIndex.build(self.fine_edges, np.cumsum(self.fine_counts)[1::2] / self.n)
