@@ -187,11 +187,19 @@ class _Layout:
     entries: tuple[tuple[str, str, str, int, int, int, int], ...]
     slots: int  # total slots; index `slots` is the sentinel of rows not binned
     opens: int  # total open intervals
-    # the slot of each open interval (2r of a numeric entry's local slots): a row's
-    # distance is summed per slot and the open intervals read those sums
-    open_slots: np.ndarray = field(
-        default_factory=lambda: np.zeros(0, dtype=np.intp), compare=False
-    )
+
+    @functools.cached_property
+    def open_slots(self) -> np.ndarray:
+        """The slot of each open interval (2r of a numeric entry's local slots): a row's
+        distance is summed per slot and the open intervals read those sums."""
+        return np.concatenate(
+            [
+                base + 2 * np.arange(open_length)
+                for _, _, kind, base, _, _, open_length in self.entries
+                if kind == "numeric"
+            ]
+            or [np.zeros(0, dtype=np.intp)]
+        )
 
 
 @dataclass(frozen=True)
@@ -577,65 +585,7 @@ class Monitor:
         if self._chunk is None or (groups == 1 and positions is None):
             return [self.profile_observed(None)] * groups
         _, encoded = self._chunk
-
-        def take(array: np.ndarray) -> np.ndarray:  # rows are the last axis
-            return array if positions is None else array[..., positions]
-
-        def per_group(
-            values: np.ndarray, width: int, weights: np.ndarray | None = None
-        ) -> np.ndarray:  # (groups, width): the bincount of each group's values
-            keys = (values + group * width).ravel()
-            return np.bincount(keys, weights=weights, minlength=groups * width).reshape(
-                groups, width
-            )
-
-        baseline = self._baseline
-        features = len(baseline.features)
-        rows = np.bincount(group, minlength=groups)
-        # Count the rows with a non-zero quality code only; a feature's code-0 count is
-        # the rest of its group's rows (the same integers as a bincount of every code).
-        feature, row = encoded.flagged_cells()
-        if positions is None:
-            group_of = group
-        else:
-            group_of = np.full(encoded.rows, -1, dtype=np.intp)
-            group_of[positions] = group
-            flagged_group = group_of[row]
-            kept = flagged_group >= 0
-            feature, row = feature[kept], row[kept]
-        keys = group_of[row] * (16 * features) + feature * 16 + encoded.quality[feature, row]
-        counts = np.bincount(keys, minlength=groups * 16 * features).reshape(groups, features, 16)
-        counts[:, :, 0] = rows[:, None] - counts.sum(axis=2)
-        quality = counts @ _BITS
-        profiles: list[Aggregate] = [
-            {"rows": np.int64(rows[g]), "quality": {self._features_key: quality[g]}}
-            for g in range(groups)
-        ]
-        layout, tag = baseline.layout, baseline.tag
-        if layout is None or tag is None or encoded.slots is None or encoded.distances is None:
-            return profiles
-        # one set of keys for the counts and the distance sums of every slot
-        width = layout.slots + 1
-        keys = (take(encoded.slots) + group * width).ravel()
-        slots = np.bincount(keys, minlength=groups * width).reshape(groups, width)
-        sums = np.bincount(
-            keys, weights=take(encoded.distances).ravel(), minlength=groups * width
-        ).reshape(groups, width)
-        slots = slots[:, : layout.slots]
-        opens = sums[:, layout.open_slots]
-        errors, binned_rows = encoded.errors, encoded.binned_rows
-        in_group = None
-        if errors is not None and binned_rows is not None:
-            in_group = group_positions(positions, group, groups)
-        for g, profile in enumerate(profiles):
-            binned: Aggregate = {"slots": slots[g], "opens": opens[g]}
-            if in_group is not None and errors is not None and binned_rows is not None:
-                binned["multivariate"] = {
-                    "count": np.int64(np.count_nonzero(binned_rows[in_group[g]])),
-                    "error_sum": np.float64(errors[in_group[g]].sum()),
-                }
-            profile["binned"] = {tag: binned}
-        return profiles
+        return self._profiles(encoded, positions, group, groups)
 
     def profile_outcomes(self, actual: np.ndarray) -> Aggregate:
         """Outcome counts against the reference outcomes. Binary: 1.0 positive, 0.0 other;
@@ -808,41 +758,70 @@ class Monitor:
         return encoded
 
     def _profile(self, encoded: _Encoded, positions: np.ndarray | None) -> Aggregate:
+        """The profile of the rows at ``positions`` (None: all) of an encoded chunk."""
+        rows = encoded.rows if positions is None else len(positions)
+        return self._profiles(encoded, positions, np.zeros(rows, dtype=np.intp), 1)[0]
+
+    def _profiles(
+        self, encoded: _Encoded, positions: np.ndarray | None, group: np.ndarray, groups: int
+    ) -> list[Aggregate]:
+        """`profile_groups` of an encoded chunk."""
+
         def take(array: np.ndarray) -> np.ndarray:  # rows are the last axis
             return array if positions is None else array[..., positions]
 
-        rows = encoded.rows if positions is None else len(positions)
         baseline = self._baseline
         features = len(baseline.features)
-        # As in profile_groups: count the non-zero codes; code 0 is the rest of the rows.
+        rows = np.bincount(group, minlength=groups)
+        # Count the rows with a non-zero quality code only; a feature's code-0 count is
+        # the rest of its group's rows (the same integers as a bincount of every code).
         feature, row = encoded.flagged_cells()
-        if positions is not None:
-            selected = np.zeros(encoded.rows, dtype=bool)
-            selected[positions] = True
-            kept = selected[row]
+        if positions is None:
+            group_of = group
+        else:
+            group_of = np.full(encoded.rows, -1, dtype=np.intp)
+            group_of[positions] = group
+            kept = group_of[row] >= 0
             feature, row = feature[kept], row[kept]
-        counts = np.bincount(
-            feature * 16 + encoded.quality[feature, row], minlength=16 * features
-        ).reshape(features, 16)
-        counts[:, 0] = rows - counts.sum(axis=1)
+        keys = group_of[row] * (16 * features) + feature * 16 + encoded.quality[feature, row]
+        counts = np.bincount(keys, minlength=groups * 16 * features).reshape(groups, features, 16)
+        counts[:, :, 0] = rows[:, None] - counts.sum(axis=2)
         quality = counts @ _BITS
-        profile: Aggregate = {"rows": np.int64(rows), "quality": {self._features_key: quality}}
+        profiles: list[Aggregate] = [
+            {"rows": np.int64(rows[g]), "quality": {self._features_key: quality[g]}}
+            for g in range(groups)
+        ]
         layout, tag = baseline.layout, baseline.tag
         if layout is None or tag is None or encoded.slots is None or encoded.distances is None:
-            return profile
-        keys = take(encoded.slots).ravel()
-        slots = np.bincount(keys, minlength=layout.slots + 1)
+            return profiles
+        # one set of keys for the counts and the distance sums of every slot
+        width = layout.slots + 1
+        slot_keys = take(encoded.slots)
+        keys = (slot_keys if groups == 1 else slot_keys + group * width).ravel()
+        slots = np.bincount(keys, minlength=groups * width).reshape(groups, width)
         sums = np.bincount(
-            keys, weights=take(encoded.distances).ravel(), minlength=layout.slots + 1
+            keys, weights=take(encoded.distances).ravel(), minlength=groups * width
+        ).reshape(groups, width)
+        slots = slots[:, : layout.slots]
+        opens = sums[:, layout.open_slots]
+        errors, binned_rows = encoded.errors, encoded.binned_rows
+        multivariate = errors is not None and binned_rows is not None
+        in_group = (
+            group_positions(positions, group, groups) if multivariate and groups > 1 else None
         )
-        binned: Aggregate = {"slots": slots[: layout.slots], "opens": sums[layout.open_slots]}
-        if encoded.errors is not None and encoded.binned_rows is not None:
-            binned["multivariate"] = {
-                "count": np.int64(np.count_nonzero(take(encoded.binned_rows))),
-                "error_sum": np.float64(take(encoded.errors).sum()),
-            }
-        profile["binned"] = {tag: binned}
-        return profile
+
+        def of_group(array: np.ndarray, g: int) -> np.ndarray:  # group g's rows of a row array
+            return take(array) if in_group is None else array[in_group[g]]
+
+        for g, profile in enumerate(profiles):
+            binned: Aggregate = {"slots": slots[g], "opens": opens[g]}
+            if errors is not None and binned_rows is not None:
+                binned["multivariate"] = {
+                    "count": np.int64(np.count_nonzero(of_group(binned_rows, g))),
+                    "error_sum": np.float64(of_group(errors, g).sum()),
+                }
+            profile["binned"] = {tag: binned}
+        return profiles
 
     def binned_profiles(self, aggregate: Mapping[str, Any]) -> dict[str, Any]:
         """The window's counts against the current reference, as `exporter.profile` keys:
@@ -1166,17 +1145,7 @@ def _make_layout(baseline: Baseline) -> _Layout | None:
             length = len(ref.categories) + 2
             entries.append((section, name, "categorical", slots, length, 0, 0))
             slots += length
-    open_slots = [
-        base + 2 * np.arange(open_length)
-        for _, _, kind, base, _, _, open_length in entries
-        if kind == "numeric"
-    ]
-    return _Layout(
-        tuple(entries),
-        slots,
-        opens,
-        np.concatenate(open_slots) if open_slots else np.zeros(0, dtype=np.intp),
-    )
+    return _Layout(tuple(entries), slots, opens)
 
 
 def _finished(baseline: Baseline, fine_bins: int) -> Baseline:
