@@ -118,10 +118,10 @@ def _iso_z_column_seconds(column: pa.ChunkedArray) -> np.ndarray | None:
         return None
     parts = []
     for chunk in column.chunks:
-        offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int32)
-        offsets = offsets[chunk.offset : chunk.offset + len(chunk) + 1]
         if len(chunk) == 0:
             continue
+        offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int32)
+        offsets = offsets[chunk.offset : chunk.offset + len(chunk) + 1]
         if not (np.diff(offsets) == 27).all():
             return None
         body = np.frombuffer(chunk.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]

@@ -230,7 +230,7 @@ class CellIndex:
             start = positions[:-2]
             steps = int((positions[2:] - start).max())
             if steps <= cls.MAX_STEPS:
-                return cls(grid, low, cells / (high - low), cells, start.astype(np.int32), steps)
+                return cls(grid, low, cells / (high - low), cells, start.astype(np.intp), steps)
         return None
 
     def right_positions(self, values: np.ndarray) -> np.ndarray:
@@ -244,7 +244,7 @@ class CellIndex:
         scaled *= self.inverse_width
         outside = (scaled < 0) | (scaled >= self.cells)
         np.clip(scaled, 0, self.cells - 1, out=scaled)
-        positions = self.start[scaled.astype(np.intp)].astype(np.intp)
+        positions = self.start[scaled.astype(np.intp)]
         above = self.above
         for _ in range(self.steps):
             positions += above[positions] <= values
@@ -457,7 +457,7 @@ def _standardize(ref_mean: np.ndarray, ref_scale: np.ndarray, matrix: np.ndarray
 
 def _row_errors(components: np.ndarray, centred: np.ndarray) -> np.ndarray:
     """Mean squared residual of each column of ``centred`` (features x rows, standardized
-    minus the PCA centre, overwritten by nothing) after projecting on ``components``.
+    minus the PCA centre; left unchanged) after projecting on ``components``.
 
     ``|z|^2 - |V z|^2`` for orthonormal rows V is ``|z - V^T V z|^2`` without building the
     reconstruction: about 5x faster on a chunk, equal to ~1e-15 of the error itself."""
