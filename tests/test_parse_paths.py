@@ -108,7 +108,6 @@ def test_parse_csv_gives_the_same_rows_either_way() -> None:
     data = _plain_rows(np.random.default_rng(2), 500)
     fast = parse_csv(header, data, SCHEMA)
     lines = data.splitlines(keepends=True)
-    lines[7] = lines[7].replace(b",pro,", b",pro,", 1)
     broken = lines[7].split(b",")
     broken[2] = b"abc"
     lines[7] = b",".join(broken)
