@@ -30,6 +30,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import pyarrow.pandas_compat  # pandas imports it at the first string column; here, at start
 from pandas._libs.parsers import STR_NA_VALUES
 
 from exporter.timestamps import iso_z_seconds
@@ -92,7 +93,12 @@ def _column(column: pa.ChunkedArray, *, timestamp: bool) -> object | None:
     kind = column.type
     if pa.types.is_dictionary(kind):
         combined = column.combine_chunks()
-        codes = pc.fill_null(combined.indices, -1).to_numpy(zero_copy_only=False)
+        indices = combined.indices
+        # fill_null's first call sets up arrow's compute kernels (5 ms); a column without
+        # a missing value (the usual one) needs no call at all
+        if indices.null_count:
+            indices = pc.fill_null(indices, -1)
+        codes = indices.to_numpy(zero_copy_only=False)
         categories = pd.Index(combined.dictionary.to_pylist(), dtype=object)
         return pd.Categorical.from_codes(codes, categories=categories)
     if pa.types.is_string(kind):

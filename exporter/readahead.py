@@ -25,17 +25,36 @@ def read_ahead(
     items: Iterable[T], work: Callable[[T], R], executor: Executor | None
 ) -> Iterator[tuple[T, R]]:
     """``(item, work(item))`` for each item in order; with an executor, ``work`` of the
-    next item runs on it while the caller handles the current pair."""
+    next item runs on it while the caller handles the current pair.
+
+    The first item is worked on in the calling thread, beside the second on the
+    executor, and an item with none after it (a poll that found one chunk, the usual
+    case while tailing) never leaves the calling thread: handing it over would only add
+    a thread switch.
+    """
     iterator = iter(items)
-    if executor is None:
-        for item in iterator:
-            yield item, work(item)
-        return
     try:
         current = next(iterator)
     except StopIteration:
         return
-    pending: Future[R] = executor.submit(work, current)
+    if executor is None:
+        yield current, work(current)
+        for item in iterator:
+            yield item, work(item)
+        return
+    try:
+        following = next(iterator)
+    except StopIteration:
+        yield current, work(current)
+        return
+    pending: Future[R] = executor.submit(work, following)
+    try:
+        result = work(current)
+    except BaseException:
+        pending.cancel()
+        raise
+    yield current, result
+    current = following
     while True:
         try:
             following = next(iterator)

@@ -61,6 +61,34 @@ def test_an_error_surfaces_at_its_own_item(worker) -> None:
     assert seen == [0, 1]
 
 
+def test_a_lone_item_is_worked_on_in_the_calling_thread(worker) -> None:
+    threads: list[str] = []
+
+    def work(item: str) -> str:
+        threads.append(threading.current_thread().name)
+        return item.upper()
+
+    assert list(read_ahead(["a"], work, worker)) == [("a", "A")]
+    assert threads == [threading.current_thread().name]
+
+
+def test_the_first_item_is_worked_on_here_while_the_second_is_on_the_worker(worker) -> None:
+    both_running = threading.Barrier(2, timeout=5)
+    threads: dict[int, str] = {}
+
+    def work(item: int) -> int:
+        threads[item] = threading.current_thread().name
+        if item < 2:
+            both_running.wait()  # breaks (and raises) unless 0 and 1 run at once
+        return item
+
+    assert [result for _, result in read_ahead(range(3), work, worker)] == [0, 1, 2]
+    here = threading.current_thread().name
+    assert threads[0] == here
+    assert threads[1] != here
+    assert threads[2] != here
+
+
 def test_without_a_worker_it_is_a_plain_map() -> None:
     assert list(read_ahead("abc", str.upper, None)) == [("a", "A"), ("b", "B"), ("c", "C")]
 
