@@ -243,11 +243,12 @@ class _Encoded:
 
     def flag_features(self, features: list[int]) -> None:
         """Only these features have non-zero codes: look for flagged cells in their rows."""
-        if not features:
-            self.flagged = (np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp))
-            return
-        which, row = np.nonzero(self.quality[features])
-        self.flagged = (np.asarray(features, dtype=np.intp)[which], row)
+        rows = [np.flatnonzero(self.quality[feature]) for feature in features]
+        counts = [len(r) for r in rows]
+        self.flagged = (
+            np.repeat(np.asarray(features, dtype=np.intp), counts),
+            np.concatenate(rows) if rows else np.zeros(0, dtype=np.intp),
+        )
 
 
 # --- window results ----------------------------------------------------------------
@@ -1049,6 +1050,35 @@ def _category_slots(
     """Each value's slot in `ref` (-1 if missing; unseen = ``len(categories) + 1``) and
     the missing mask, as `profile.categorical_profile` counts them; the values as
     `_factorized` gives them."""
+    # Per distinct value, then one lookup per row; code -1 (missing) takes the last entry.
+    if len(distinct) <= _CACHED_DISTINCT and all(type(value) is str for value in distinct):
+        # a chunk's few distinct strings are almost always the previous chunk's
+        distinct_slots, blank = _string_slots(tuple(distinct), ref)
+    else:
+        distinct_slots, blank = _distinct_slots(distinct, ref)
+    missing = blank[codes]
+    if ref is None:
+        return np.full(codes.shape, -1, dtype=np.intp), missing
+    return distinct_slots[codes], missing
+
+
+_CACHED_DISTINCT = 64
+
+
+@functools.lru_cache(maxsize=256)
+def _string_slots(
+    distinct: tuple[str, ...], ref: CategoricalReference | None
+) -> tuple[np.ndarray, np.ndarray]:
+    slots, missing = _distinct_slots(np.array(distinct, dtype=object).reshape(len(distinct)), ref)
+    slots.flags.writeable = missing.flags.writeable = False  # shared by every later chunk
+    return slots, missing
+
+
+def _distinct_slots(
+    distinct: np.ndarray, ref: CategoricalReference | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per distinct value and one more entry for code -1: its slot in `ref` (-1 when
+    blank or missing, or without a reference) and whether it is missing."""
     if all(type(value) is str for value in distinct):
         # What `category_strings` makes of plain strings (stripped; blank is missing),
         # without its pandas overhead on a handful of distinct values.
@@ -1057,16 +1087,13 @@ def _category_slots(
         blank = np.array([value == "" for value in stripped], dtype=bool).reshape(len(stripped))
     else:
         text, blank = category_strings(distinct)
-    # Per distinct value, then one lookup per row; code -1 (missing) takes the last entry.
-    missing = np.append(blank, True)[codes]
+    missing = np.append(blank, True)
     if ref is None:
-        return np.full(codes.shape, -1, dtype=np.intp), missing
+        return np.full(len(missing), -1, dtype=np.intp), missing
     index, slot_of = ref.slot_index
     found = index.get_indexer(text)
-    distinct_slots = np.where(
-        blank, -1, np.where(found >= 0, slot_of[found], len(ref.categories) + 1)
-    )
-    return np.append(distinct_slots, -1).astype(np.intp)[codes], missing
+    slots = np.where(blank, -1, np.where(found >= 0, slot_of[found], len(ref.categories) + 1))
+    return np.append(slots, -1).astype(np.intp), missing
 
 
 def _concat(first: _Encoded, second: _Encoded) -> _Encoded:

@@ -82,7 +82,7 @@ def split_numeric(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     array = np.asarray(raw)
     if array.dtype.kind in "iuf":
-        values = array.astype(np.float64).ravel()
+        values = array.astype(np.float64, copy=False).ravel()  # read, never written
         return values, np.zeros(values.shape, dtype=bool)
     flat = array.ravel().astype(object)
     values = pd.to_numeric(pd.Series(flat, dtype=object), errors="coerce").to_numpy(
