@@ -242,6 +242,29 @@ def test_reconstruction_errors_impute_the_reference_mean(rng: np.random.Generato
     )
 
 
+@pytest.mark.parametrize("rho", [0.0, 0.5, 0.99])
+@pytest.mark.parametrize("features", [3, 8])
+def test_reconstruction_errors_equal_an_explicit_reconstruction(
+    rng: np.random.Generator, rho: float, features: int
+) -> None:
+    """Whichever of the kept axes or their complement is used (the smaller), the error is
+    the mean squared difference between a row and its reconstruction."""
+    base = rng.normal(size=4000)
+    frame = pd.DataFrame(
+        {
+            f"f{i}": 3 * i + (i + 1) * (rho * base + np.sqrt(1 - rho**2) * rng.normal(size=4000))
+            for i in range(features)
+        }
+    )
+    ref = fit_multivariate(frame)
+    assert ref.complement.shape == (features - ref.explained_components, features)
+    rows = frame.iloc[:500].to_numpy() + rng.normal(scale=0.5, size=(500, features))
+    z = (rows - ref.mean) / ref.scale - ref.pca_mean
+    rebuilt = z @ ref.components.T @ ref.components
+    expected = ((z - rebuilt) ** 2).mean(axis=1)
+    np.testing.assert_allclose(reconstruction_errors(ref, rows), expected, rtol=1e-9, atol=1e-12)
+
+
 def test_fit_multivariate_needs_two_features(rng: np.random.Generator) -> None:
     """One numeric feature has no relationship to watch."""
     with pytest.raises(ValueError, match="at least 2"):
