@@ -27,6 +27,7 @@ cross inside a fine bin, and exact outside the reference range. A window therefo
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from functools import cached_property
@@ -203,11 +204,14 @@ class MultivariateReference:
 class CellIndex:
     """A faster ``np.searchsorted(grid, values, side="right")`` for one fixed grid.
 
-    The central range of the reference (0.5% to 99.5%) is cut into equal cells; each
-    cell knows the grid position at its left and the few grid points inside it, so a
-    value's position is a table lookup plus `steps` vectorized compare-and-step passes
-    (about 10x faster than the binary search for 1,000-point grids). Any value outside
-    the range goes through ``searchsorted``: the result is always exactly
+    A range of the grid is cut into equal cells; each cell knows the grid position at
+    its left and the few grid points inside it, so a value's position is a table lookup
+    plus `steps` vectorized compare-and-step passes (about 7x faster than the binary
+    search for 250-point grids). The cell width comes from the central range of the
+    reference (0.5% to 99.5%). When cells of that width span the whole grid in at most
+    `MAX_CELLS` (`covers_grid`), a value outside the grid lands in an end cell and needs
+    nothing more; otherwise (heavy tails) the cells span the central range and any value
+    outside it goes through ``searchsorted``. The result is always exactly
     ``searchsorted``'s.
     """
 
@@ -217,8 +221,10 @@ class CellIndex:
     cells: int
     start: np.ndarray
     steps: int
+    covers_grid: bool
 
     MAX_STEPS = 6
+    MAX_CELLS = 1 << 13  # 64 KB of table per feature
     CENTRAL_SHARE = 0.005
 
     @classmethod
@@ -232,11 +238,17 @@ class CellIndex:
         inner = last - first + 1
         for cells in (8 * inner, 32 * inner, 128 * inner):
             width = (high - low) / cells
-            positions = np.searchsorted(grid, low + (np.arange(cells + 2) - 1) * width, "right")
+            whole = math.ceil((float(grid[-1]) - float(grid[0])) / width)
+            covers = whole <= cls.MAX_CELLS
+            start_at, count = (float(grid[0]), max(whole, 1)) if covers else (low, cells)
+            edges = start_at + (np.arange(count + 2) - 1) * width
+            positions = np.searchsorted(grid, edges, "right")
+            if covers:
+                positions[-1] = len(grid)  # the last cell takes every value above the grid
             start = positions[:-2]
             steps = int((positions[2:] - start).max())
             if steps <= cls.MAX_STEPS:
-                return cls(grid, low, cells / (high - low), cells, start.astype(np.intp), steps)
+                return cls(grid, start_at, 1 / width, count, start.astype(np.intp), steps, covers)
         return None
 
     def right_positions(self, values: np.ndarray) -> np.ndarray:
@@ -245,16 +257,18 @@ class CellIndex:
         A value inside the indexed range lands within one cell of its own (float error is
         far below a cell), and each cell's start is the grid position one cell to its left,
         so `steps` compare-and-step passes always reach the answer: no check is needed.
-        Values outside the range (about 1% of a reference-like sample) are searched."""
+        Outside the range: below the grid, cell 0 starts at position 0 and stays there;
+        above it, the last cell's steps reach the end. Values outside a central range
+        (about 1% of a reference-like sample) are searched."""
         scaled = values - self.low
         scaled *= self.inverse_width
-        outside = (scaled < 0) | (scaled >= self.cells)
+        outside = None if self.covers_grid else (scaled < 0) | (scaled >= self.cells)
         np.clip(scaled, 0, self.cells - 1, out=scaled)
         positions = self.start[scaled.astype(np.intp)]
         above = self.above
         for _ in range(self.steps):
             positions += above[positions] <= values
-        if outside.any():
+        if outside is not None and outside.any():
             where = np.flatnonzero(outside)
             positions[where] = np.searchsorted(self.grid, values[where], side="right")
         return positions

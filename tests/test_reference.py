@@ -120,11 +120,20 @@ def test_fit_numeric_rejects_data_without_finite_values() -> None:
     ],
     ids=["normal", "cauchy", "lognormal-sigma2", "integer-wide", "far-bimodal"],
 )
-def test_cell_index_gives_exactly_searchsorted_positions(make, rng: np.random.Generator) -> None:
-    """The lookup-table search returns what np.searchsorted(side="right") returns."""
-    ref = fit_numeric(make(rng, 20_000))
+@pytest.mark.parametrize("fine_bins", [250, 1000])
+def test_cell_index_gives_exactly_searchsorted_positions(
+    make, fine_bins: int, rng: np.random.Generator, request: pytest.FixtureRequest
+) -> None:
+    """The lookup-table search returns what np.searchsorted(side="right") returns, with
+    cells spanning the whole grid (light tails, 250 points) or its central range."""
+    ref = fit_numeric(make(rng, 20_000), fine_bins=fine_bins)
     index = ref.cell_index
     assert isinstance(index, CellIndex)
+    shape = request.node.callspec.id.split("-", 1)[1]  # "<fine_bins>-<shape id>"
+    if fine_bins == 250 and shape in ("normal", "integer-wide"):
+        assert index.covers_grid
+    if shape in ("cauchy", "lognormal-sigma2"):
+        assert not index.covers_grid
     grid = ref.fine_edges
     # the cells' own boundaries and every grid point, each exactly and one ulp either side
     boundaries = index.low + np.arange(-2, index.cells + 3) / index.inverse_width
