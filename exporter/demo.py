@@ -14,7 +14,9 @@ distribution.
 Each model's reference is :data:`REFERENCE_ROWS` rows drawn exactly as the pre-drift traffic
 is (same pool, noise, categorical shares and missing values, with the prediction and the
 actual), so that ``drift.method: auto`` uses normed Wasserstein and Jensen-Shannon (the
-reference has more than 1000 rows) and flags the drifting features and only those.
+reference has more than 1000 rows) and flags the drifting features and only those. The
+classifier's shift also lifts its multivariate reconstruction error over the threshold once
+most of the short window has drifted; the regression's stays under it (the story says both).
 
 The trained model and the reference are fixed; the traffic is deterministic given ``seed``
 and the injected clock: row ``k`` is due at
@@ -45,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn.datasets import load_breast_cancer, load_diabetes
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
@@ -53,6 +56,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from exporter.drift import DEFAULT_THRESHOLDS as DRIFT_THRESHOLDS
+from exporter.reference import fit_multivariate, reconstruction_errors
 
 DEMO_MODEL = "breast-cancer"
 """The model name in the demo config (the ``model`` label of every metric)."""
@@ -323,6 +327,8 @@ class DemoSimulator:
             _pool_order([_SPLIT_SEED, 11], np.arange(REFERENCE_ROWS), len(self._pool_y)),
         )
         self._ref_std = np.nanstd(rows["x"], axis=0, ddof=1)
+        self._reference_x = rows["x"]
+        self._reconstruction: dict[str, float] | None = None
         _write_reference(
             self.reference_path,
             REFERENCE_COLUMNS,
@@ -495,6 +501,16 @@ class DemoSimulator:
             self._expected = result
         return self._expected
 
+    @property
+    def expected_reconstruction(self) -> dict[str, float]:
+        """The multivariate threshold and mean reconstruction error before and after the
+        drift (see :func:`_expected_reconstruction`)."""
+        if self._reconstruction is None:
+            self._reconstruction = _expected_reconstruction(
+                self._reference_x, NUMERIC_FEATURES, self._sample, len(self._pool_y), self._seed
+            )
+        return self._reconstruction
+
     def _known(self, age: np.ndarray) -> np.ndarray:
         """Probability that a prediction ``age`` seconds old has its outcome logged."""
         d = self._outcome_delay
@@ -583,6 +599,7 @@ class DemoSimulator:
                 f"{ratio:.2f} > {THRESHOLDS['drifted_features_ratio']:g}: MLModelDataDrift would "
                 "fire, and MLModelPredictionDrift as the scores rise",
             ),
+            self._multivariate_event("", self.expected_reconstruction, self._rate, DRIFT_MIN_ROWS),
             (
                 crossing("precision", short),
                 f"the {short} precision falls under {THRESHOLDS['precision']:g} (benign cases "
@@ -625,7 +642,8 @@ class DemoSimulator:
             f"its reference is {self.reference_path} ({REFERENCE_ROWS} rows drawn as the "
             f"pre-drift traffic is, from {len(self._pool_y)} held-out validation rows).",
             "Watch mlmodel_accuracy_ratio, mlmodel_precision_ratio, "
-            "mlmodel_feature_drift_score and mlmodel_drifted_features_ratio on /metrics "
+            "mlmodel_feature_drift_score, mlmodel_drifted_features_ratio and "
+            "mlmodel_reconstruction_error on /metrics "
             f"(windows {', '.join(WINDOWS)}).",
             f"Second model {DEMO_REGRESSION_MODEL!r}: scikit-learn Ridge regression on "
             f"{len(REGRESSION_NUMERIC_FEATURES)} inputs of the diabetes data (disease progression "
@@ -680,8 +698,45 @@ class DemoSimulator:
                 f"{DEMO_REGRESSION_MODEL}: the {WINDOWS[0]} MAE rises above {limits['mae']:g} "
                 f"(towards ~{after['mae']:.0f}): MLModelRegressionErrorHigh would fire",
             ),
+            self._multivariate_event(
+                f"{DEMO_REGRESSION_MODEL}: ",
+                reg.expected_reconstruction,
+                reg.rate,
+                REGRESSION_DRIFT_MIN_ROWS,
+            ),
         ]
         return events
+
+    def _multivariate_event(
+        self, prefix: str, expected: dict[str, float], rate: float, min_rows: int
+    ) -> tuple[float, str]:
+        """When the short window's mean reconstruction error passes the model's
+        multivariate threshold (a share ``s`` of drifted rows puts it at
+        ``(1 - s) * before + s * after``), or, if it never does, what it settles at."""
+        window = WINDOWS[0]
+        seconds, drift = _WINDOW_SECONDS[window], self._drift_after
+        before, after, limit = expected["before"], expected["after"], expected["threshold"]
+
+        def drifted(t: float) -> bool:
+            lo = max(0.0, t - seconds)
+            rows = rate * (t - lo)
+            share = rate * max(0.0, t - max(lo, drift)) / rows
+            return rows >= min_rows and (1 - share) * before + share * after > limit
+
+        crossing = self._first_time(drift, drift + seconds, drifted)
+        if crossing is not None:
+            return (
+                crossing,
+                f"{prefix}the {window} window's mean reconstruction error passes {limit:.2f} "
+                f"(the reference's mean + 3 std; ~{before:.2f} before the drift, ~{after:.2f} "
+                "after): mlmodel_multivariate_drifted 1",
+            )
+        return (
+            drift + seconds,
+            f"{prefix}the {window} reconstruction error has risen from ~{before:.2f} to "
+            f"~{after:.2f}, still under its threshold {limit:.2f} (the reference's mean + 3 "
+            "std): mlmodel_multivariate_drifted stays 0; this shift is caught per feature",
+        )
 
     def _drift_detection_time(self, window: float) -> float | None:
         """Rough first time ``drift.method: auto`` flags the drifting features in a ``window``
@@ -702,6 +757,26 @@ class DemoSimulator:
             return m >= DRIFT_MIN_ROWS and share * distance >= DRIFT_THRESHOLDS["wasserstein"]
 
         return self._first_time(self._drift_after, self._drift_after + window, flags)
+
+
+def _expected_reconstruction(
+    reference_x: np.ndarray,
+    features: tuple[str, ...],
+    sample: Callable[[np.random.Generator, np.ndarray, np.ndarray], dict[str, np.ndarray]],
+    pool_size: int,
+    seed: int,
+) -> dict[str, float]:
+    """The multivariate threshold the exporter fits on a model's reference and the mean
+    reconstruction error of 4000 simulated rows of each regime (a separate random stream,
+    so the logs are not affected)."""
+    fitted = fit_multivariate(pd.DataFrame(reference_x, columns=list(features)))
+    rng = np.random.default_rng([seed, 15])
+    idx = _pool_order([seed, 16], np.arange(4000), pool_size)
+    expected = {"threshold": fitted.threshold}
+    for regime, flag in (("before", False), ("after", True)):
+        rows = sample(rng, np.full(4000, flag), idx)
+        expected[regime] = float(reconstruction_errors(fitted, rows["x"]).mean())
+    return expected
 
 
 def _pool_order(key: list[int], positions: np.ndarray, size: int) -> np.ndarray:
@@ -816,6 +891,8 @@ class RegressionSimulator:
             np.zeros(REFERENCE_ROWS, bool),
             _pool_order([_SPLIT_SEED, 12], np.arange(REFERENCE_ROWS), len(self._pool_y)),
         )
+        self._reference_x = rows["x"]
+        self._reconstruction: dict[str, float] | None = None
         _write_reference(
             self.reference_path,
             REGRESSION_REFERENCE_COLUMNS,
@@ -940,6 +1017,20 @@ class RegressionSimulator:
                 for rows in (self._sample(rng, np.full(4000, flag), idx),)
             }
         return self._expected
+
+    @property
+    def expected_reconstruction(self) -> dict[str, float]:
+        """The multivariate threshold and mean reconstruction error before and after the
+        drift (see :func:`_expected_reconstruction`)."""
+        if self._reconstruction is None:
+            self._reconstruction = _expected_reconstruction(
+                self._reference_x,
+                REGRESSION_NUMERIC_FEATURES,
+                self._sample,
+                len(self._pool_y),
+                self._seed,
+            )
+        return self._reconstruction
 
     def window_error(self, t: float, window: float) -> tuple[float, dict[str, float]]:
         """Expected (rows, MAE/RMSE/MAPE) of a window at story time ``t`` (outcomes are in-row)."""
