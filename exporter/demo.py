@@ -729,7 +729,7 @@ class DemoSimulator:
                 crossing,
                 f"{prefix}the {window} window's mean reconstruction error passes {limit:.2f} "
                 f"(the reference's mean + 3 std; ~{before:.2f} before the drift, ~{after:.2f} "
-                "after): mlmodel_multivariate_drifted 1",
+                "after): mlmodel_multivariate_drifted 1, MLModelMultivariateDrift would fire",
             )
         return (
             drift + seconds,
