@@ -134,6 +134,8 @@ class ModelConfig:
     windows: tuple[Window, ...] = ()
     drift: DriftConfig = field(default_factory=DriftConfig)
     thresholds: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
+    # CSV cell texts that mean "missing" besides the empty cell (a log writing a sentinel)
+    na_values: tuple[str, ...] = ()
 
     @property
     def longest_window(self) -> float:
@@ -159,6 +161,9 @@ class Config:
     checkpoint_interval: float = 5.0
     poll_interval: float = 0.25
     window_buckets: int = 60
+    # A prediction stamped further ahead of the wall clock than this is a clock or parsing
+    # error, rejected (``timestamp``) before it can move the watermark and empty the windows.
+    max_future: float = 300.0
     retrain: RetrainConfig | None = None
 
 
@@ -266,6 +271,7 @@ class _Validator:
                 "checkpoint_interval",
                 "poll_interval",
                 "window_buckets",
+                "max_future",
             ),
         )
         if raw is None:
@@ -281,7 +287,7 @@ class _Validator:
                 number = self.number(top[key], key, low=low, integer=is_int)
                 if number is not None:
                     options[key] = int(number)
-        for key in ("checkpoint_interval", "poll_interval"):
+        for key in ("checkpoint_interval", "poll_interval", "max_future"):
             if key in top:
                 seconds = self.duration(top[key], key)
                 if seconds is not None:
@@ -336,6 +342,7 @@ class _Validator:
                 "windows",
                 "drift",
                 "thresholds",
+                "na_values",
             ),
         )
         if not isinstance(raw, dict):
@@ -376,6 +383,7 @@ class _Validator:
         windows = self.windows(m.get("windows", list(DEFAULT_WINDOWS)), f"{at}.windows")
         drift = self.drift(m.get("drift"), f"{at}.drift")
         thresholds = self.thresholds(m.get("thresholds"), f"{at}.thresholds", task)
+        na_values = self.na_values(m.get("na_values"), f"{at}.na_values")
         if len(self.problems) > before or predictions is None or name is None:
             return None
         return ModelConfig(
@@ -392,7 +400,25 @@ class _Validator:
             windows=windows,
             drift=drift,
             thresholds=thresholds,
+            na_values=na_values,
         )
+
+    def na_values(self, raw: object, at: str) -> tuple[str, ...]:
+        if raw is None:
+            return ()
+        if not isinstance(raw, list):
+            self.error(at, "expected a list of strings, e.g. [NA, \"-\"]")
+            return ()
+        values = []
+        for index, value in enumerate(raw):
+            text = self.string(value, f"{at}[{index}]")
+            if text is None:
+                continue
+            if text == "":
+                self.error(f"{at}[{index}]", "the empty cell is always missing; list other texts")
+                continue
+            values.append(text)
+        return tuple(values)
 
     def source(self, raw: object, at: str, *, outcomes: bool) -> SourceConfig | None:
         allowed = ("path", "format", "max_delay", "max_pending") if outcomes else ("path", "format")

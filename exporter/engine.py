@@ -99,6 +99,7 @@ def prediction_schema(model: ModelConfig, *, features: bool = True) -> RowSchema
         categories=tuple(f.name for f in model.features if f.type == "categorical"),
         numeric_features=tuple(f.name for f in model.features if f.type == "numeric"),
         columns=_read_columns(model, features=features),
+        na_values=model.na_values,
     )
 
 
@@ -111,6 +112,7 @@ def outcome_schema(model: ModelConfig) -> RowSchema:
         text=(columns.id,),
         timestamp_required=False,
         columns=frozenset({columns.timestamp, columns.id, columns.actual}),
+        na_values=model.na_values,
     )
 
 

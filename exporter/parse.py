@@ -48,6 +48,8 @@ class RowSchema:
     # The columns anything downstream reads (None: all of them). Parsing a column costs
     # about as much as using it, and unique text (request ids) costs the most.
     columns: frozenset[str] | None = None
+    # CSV cell texts that mean "missing" besides the empty cell (config ``na_values``)
+    na_values: tuple[str, ...] = ()
 
 
 @dataclass
