@@ -31,14 +31,19 @@ def save_checkpoint(state_dir: Path, state: dict[str, Any]) -> int:
     temporary = state_dir / f".{FILE_NAME}.tmp"
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        view = memoryview(payload)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(temporary, target)
+        try:
+            view = memoryview(payload)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temporary, target)
+    except BaseException:
+        # a full disk must not also leave half a checkpoint behind
+        temporary.unlink(missing_ok=True)
+        raise
     directory = os.open(state_dir, os.O_RDONLY)
     try:
         os.fsync(directory)

@@ -182,9 +182,16 @@ def serve(
                 break
             stop.wait(config.poll_interval)
     finally:
-        engine.close()
+        saved = engine.close()
         server.shutdown()
         server.server_close()
+    if not saved:
+        log.error(
+            "stopped WITHOUT a final checkpoint (%s not writable); at the next start the "
+            "lines read since the last checkpoint that was written are read again",
+            config.state_dir,
+        )
+        return 1
     log.info("stopped; checkpoint written to %s", config.state_dir)
     return 0
 

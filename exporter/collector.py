@@ -155,6 +155,11 @@ class ExporterCollector(Collector):
             "Predictions waiting for their outcome.",
             labels=["model"],
         )
+        waiting = GaugeMetricFamily(
+            "mlmodel_exporter_waiting_outcomes",
+            "Outcomes read before their prediction, waiting for it.",
+            labels=["model"],
+        )
         expired = CounterMetricFamily(
             "mlmodel_exporter_expired_predictions",
             "Predictions dropped unjoined after max_delay or max_pending.",
@@ -162,7 +167,7 @@ class ExporterCollector(Collector):
         )
         unmatched = CounterMetricFamily(
             "mlmodel_exporter_unmatched_outcomes",
-            "Outcomes whose id matched no waiting prediction.",
+            "Outcomes dropped without their prediction after max_delay or max_pending.",
             labels=["model"],
         )
         for model in models:
@@ -190,12 +195,13 @@ class ExporterCollector(Collector):
             for metric, value in sorted(model.model.thresholds.items()):
                 thresholds.add_metric([name, metric], value)
             pending.add_metric([name], model.pending)
+            waiting.add_metric([name], model.waiting_outcomes)
             expired.add_metric([name], model.expired_total)
             unmatched.add_metric([name], model.unmatched_total)
         yield from (predictions, outcomes, confusion, last_prediction, last_outcome)
         yield from (window_predictions, window_outcomes)
         yield from figures.values()
-        yield from (thresholds, pending, expired, unmatched)
+        yield from (thresholds, pending, waiting, expired, unmatched)
 
     # --- exporter itself -----------------------------------------------------------
     def _source_metrics(self, snap: EngineSnapshot) -> Iterator[Metric]:
@@ -253,7 +259,12 @@ class ExporterCollector(Collector):
             "mlmodel_exporter_ready", "1 once the first pass over every source is done."
         )
         ready.add_metric([], int(snap.ready))
-        yield from (build, lines, rejected, rotations, up, lag, ready)
+        failures = CounterMetricFamily(
+            "mlmodel_exporter_checkpoint_failures",
+            "Checkpoint writes that failed (each is retried a checkpoint interval later).",
+        )
+        failures.add_metric([], snap.checkpoint_failures)
+        yield from (build, lines, rejected, rotations, up, lag, ready, failures)
         if snap.last_checkpoint_seconds is not None:
             checkpoint = GaugeMetricFamily(
                 "mlmodel_exporter_last_checkpoint_timestamp_seconds",

@@ -407,7 +407,7 @@ class _Validator:
         if raw is None:
             return ()
         if not isinstance(raw, list):
-            self.error(at, "expected a list of strings, e.g. [NA, \"-\"]")
+            self.error(at, 'expected a list of strings, e.g. [NA, "-"]')
             return ()
         values = []
         for index, value in enumerate(raw):

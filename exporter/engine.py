@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -63,6 +64,7 @@ class EngineSnapshot:
     sources: tuple[SourceSnapshot, ...]
     ready: bool
     last_checkpoint_seconds: float | None
+    checkpoint_failures: int = 0
 
 
 @dataclass
@@ -193,9 +195,13 @@ class Engine:
             threadpool_limits(limits=1, user_api="blas")
         self.clock = clock
         self.monotonic = monotonic
+        self._tailer_factory = tailer_factory
         self.checkpoints = checkpoints
         self.lock = threading.Lock()
         self.bad_rows_log = RateLimitedLog(log, monotonic)
+        self.checkpoint_log = RateLimitedLog(log, monotonic)
+        self.checkpoint_failures = 0
+        self._retry_at: float | None = None  # after a failed write: not before then
         self.ready = False
         self._last_checkpoint: float | None = None
         self._dirty = True  # something was consumed since the last checkpoint
@@ -214,6 +220,7 @@ class Engine:
                 max_label_values=config.max_label_values,
                 window_buckets=config.window_buckets,
                 monitor=monitor,
+                max_future=config.max_future,
             )
             saved = saved_models.get(model.name)
             fingerprint = model_fingerprint(model, monitor)
@@ -251,25 +258,85 @@ class Engine:
 
     # --- ingest ----------------------------------------------------------------
     def step(self) -> int:
-        """Poll every source once, predictions before outcomes (an outcome is normally
-        written after its prediction). Returns the number of lines consumed."""
+        """Read every source to its end once. Returns the number of lines consumed."""
         consumed = 0
-        for source in sorted(self.sources, key=lambda s: s.kind != "predictions"):
-            fmt, schema = source.config.format, source.schema
-            try:
-                for (chunk, counted_state), rows in read_ahead(
-                    self._chunks(source),
-                    lambda item, fmt=fmt, schema=schema: parse_chunk(item[0], fmt, schema),
-                    self._parse_ahead,
-                ):
-                    consumed += self._apply(source, chunk, rows)
-                    source.counted_state = counted_state
-                    self.maybe_checkpoint(force=self._files_changed(source))
-            finally:
-                source.counted_state = None
-            self.maybe_checkpoint(force=self._files_changed(source))
+        for model in self.models.values():
+            consumed += self._step_model([s for s in self.sources if s.model is model])
         self.ready = True
         return consumed
+
+    def _step_model(self, sources: list[_Source]) -> int:
+        """Read one model's logs to their ends, always a chunk of the one furthest behind
+        in event time, so a backlog of predictions and its outcomes are joined side by
+        side instead of one file first (``exporter.join``)."""
+        consumed = 0
+        for source in sources:
+            # the offsets counted so far, kept apart from the tailer's own (which run a
+            # chunk ahead while the next one is parsed)
+            source.counted_state = source.tailer.state()
+        readers = {id(source): self._reader(source) for source in sources}
+        unread = list(sources)
+        try:
+            while unread:
+                source = min(unread, key=self._stream_time)
+                item = next(readers[id(source)], None)
+                if item is None:
+                    unread.remove(source)
+                    source.counted_state = None
+                else:
+                    (chunk, counted_state), rows = item
+                    consumed += self._apply(source, chunk, rows)
+                    source.counted_state = counted_state
+                with self.lock:
+                    source.model.enforce_bounds(
+                        predictions_behind=any(s.kind == "predictions" for s in unread),
+                        outcomes_behind=any(s.kind == "outcomes" for s in unread),
+                    )
+                self.maybe_checkpoint(force=self._files_changed(source))
+        except BaseException:
+            # What was read but not counted must be read again: back to the last counted
+            # offsets (nothing may be skipped, whatever failed).
+            for source in unread:
+                self._rewind(source)
+            raise
+        finally:
+            for reader in readers.values():
+                reader.close()
+        return consumed
+
+    def _reader(self, source: _Source) -> Iterator[tuple[tuple[Chunk, dict[str, Any]], ParsedRows]]:
+        fmt, schema = source.config.format, source.schema
+        return read_ahead(
+            self._chunks(source),
+            lambda item: parse_chunk(item[0], fmt, schema),
+            self._parse_ahead,
+        )
+
+    @staticmethod
+    def _stream_time(source: _Source) -> tuple[float, bool]:
+        """How far a source has been read in event time; predictions first on a tie."""
+        model = source.model
+        if source.kind == "predictions":
+            watermark = model.watermark
+            return (-math.inf if watermark is None else watermark, False)
+        return (model.outcome_stream_time, True)
+
+    def _rewind(self, source: _Source) -> None:
+        state = source.counted_state
+        source.counted_state = None
+        if state is None:
+            return
+        log.warning("%s: re-reading from the last counted offset after a failure", source.key)
+        with self.lock:
+            source.tailer.close()
+            source.tailer = self._tailer_factory(
+                source.config.path,
+                fmt=source.config.format,
+                base_dir=self.config.base_dir,
+                max_line_bytes=self.config.max_line_bytes,
+                state=state,
+                on_event=self._tailer_event(source.key),
+            )
 
     def _files_changed(self, source: _Source) -> bool:
         """Whether the set of files a source follows (or their fingerprints) changed since
@@ -357,26 +424,46 @@ class Engine:
 
     # --- checkpoint --------------------------------------------------------------
     def maybe_checkpoint(self, *, force: bool = False) -> bool:
+        """Write a checkpoint when one is due (or ``force``d). A write that fails is
+        logged and counted, and tried again a checkpoint interval later; nothing is lost
+        meanwhile (the last checkpoint on disk stays consistent, just older)."""
         if not self.checkpoints:
             return False
         now = self.monotonic()
+        if self._retry_at is not None and now < self._retry_at:
+            return False
         due = self._last_checkpoint is None or (
             now - self._last_checkpoint >= self.config.checkpoint_interval
         )
         if not (force or (due and self._dirty)):
             return False
         with self.lock:
-            state = self._state()
+            state, files = self._state()
             self._dirty = False
-        save_checkpoint(self.config.state_dir, state)
+        try:
+            save_checkpoint(self.config.state_dir, state)
+        except Exception as err:  # a full or read-only disk must not stop the ingest
+            self._dirty = True
+            self._retry_at = now + self.config.checkpoint_interval
+            self.checkpoint_failures += 1
+            self.checkpoint_log.error(
+                "checkpoint",
+                "cannot write the checkpoint to %s (%s); will retry in %gs",
+                self.config.state_dir,
+                err,
+                self.config.checkpoint_interval,
+            )
+            return False
+        self._retry_at = None
+        self._checkpointed_files = files
         log.debug("checkpoint written")
         self._last_checkpoint = now
         self._last_checkpoint_wall = self.clock()
         return True
 
-    def _state(self) -> dict[str, Any]:
+    def _state(self) -> tuple[dict[str, Any], dict[str, tuple]]:
         sources = {s.key: s.resume_state() for s in self.sources}
-        self._checkpointed_files = {key: _file_identities(st) for key, st in sources.items()}
+        files = {key: _file_identities(st) for key, st in sources.items()}
         return {
             "models": {
                 name: {"fingerprint": model_fingerprint(m.model, m.monitor), "state": m.state()}
@@ -390,7 +477,7 @@ class Engine:
                 }
                 for s in self.sources
             },
-        }
+        }, files
 
     # --- read side -----------------------------------------------------------------
     def snapshot(self) -> EngineSnapshot:
@@ -402,14 +489,20 @@ class Engine:
                 )
                 for s in self.sources
             )
-        return EngineSnapshot(models, sources, self.ready, self._last_checkpoint_wall)
+        return EngineSnapshot(
+            models, sources, self.ready, self._last_checkpoint_wall, self.checkpoint_failures
+        )
 
-    def close(self) -> None:
-        self.maybe_checkpoint(force=True)
+    def close(self) -> bool:
+        """Write the last checkpoint and let go of the files; False when that checkpoint
+        could not be written (the lines since the one before are then read again)."""
+        self._retry_at = None
+        written = not self.checkpoints or self.maybe_checkpoint(force=True)
         for source in self.sources:
             source.tailer.close()
         if self._parse_ahead is not None:
             self._parse_ahead.shutdown(wait=True)
+        return written
 
 
 def _file_identities(tailer_state: dict[str, Any]) -> tuple:

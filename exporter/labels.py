@@ -73,3 +73,67 @@ class LabelCapper:
 
     def label(self, index: int) -> str:
         return self.values[index] if index < len(self.values) else OTHER
+
+
+class RecentLabels:
+    """At most ``limit`` label values, the ones seen most recently in event time; when a
+    newer value needs a slot the least recently seen one gives it up (is folded into
+    ``__other__``). For model versions: each deployment brings a new one, and the last
+    ``limit`` deployments are the ones worth a series of their own.
+
+    A slot's index is stable while it holds its value; the caller moves what it counted
+    under a folded slot to ``limit`` (``__other__``) before counting under it again."""
+
+    def __init__(
+        self, limit: int, known: list[str] | None = None, last_seen: list[float] | None = None
+    ) -> None:
+        self.limit = limit
+        self.values: list[str] = list(known or [])[:limit]
+        times = list(last_seen or [])[: len(self.values)]
+        self.last_seen: list[float] = times + [-math.inf] * (len(self.values) - len(times))
+        self._index = {v: i for i, v in enumerate(self.values)}
+
+    def assign(self, values: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, dict[int, str]]:
+        """Each row's slot (``limit``: ``__other__``), given its value and event time, and
+        the slots given up on the way (slot -> the value it held)."""
+        if len(values) == 0:
+            return np.zeros(0, dtype=np.int64), {}
+        codes, uniques = pd.factorize(values.astype(str))
+        newest = np.full(len(uniques), -np.inf)
+        np.maximum.at(newest, codes, times)
+        mapped = np.full(len(uniques), self.limit, dtype=np.int64)
+        newcomers = []
+        for position, (value, seen) in enumerate(
+            zip(uniques.tolist(), newest.tolist(), strict=True)
+        ):
+            slot = self._index.get(str(value))
+            if slot is None:
+                newcomers.append((seen, position, str(value)))
+                continue
+            mapped[position] = slot
+            self.last_seen[slot] = max(self.last_seen[slot], seen)
+        folded: dict[int, str] = {}
+        for seen, position, value in sorted(newcomers, reverse=True):
+            if len(self.values) < self.limit:
+                slot = len(self.values)
+                self.values.append(value)
+                self.last_seen.append(seen)
+            else:
+                slot = min(range(self.limit), key=self.last_seen.__getitem__)
+                if not self.last_seen[slot] < seen:
+                    continue  # older than every kept value: it goes to __other__
+                folded.setdefault(slot, self.values[slot])
+                del self._index[self.values[slot]]
+                self.values[slot] = value
+                self.last_seen[slot] = seen
+            self._index[value] = slot
+            mapped[position] = slot
+        return mapped[codes], folded
+
+    def index_of(self, value: str, seen: float) -> int:
+        slots, folded = self.assign(np.array([value], dtype=object), np.array([seen]))
+        assert not folded, "index_of is for values that cannot take a slot from another"
+        return int(slots[0])
+
+    def label(self, index: int) -> str:
+        return self.values[index] if index < len(self.values) else OTHER

@@ -16,7 +16,8 @@ from pandas.api.types import is_numeric_dtype
 
 from exporter import quality
 from exporter.config import ModelConfig, Window
-from exporter.labels import OTHER, LabelCapper, canonical_labels
+from exporter.join import EventTimeJoin, Matches
+from exporter.labels import OTHER, LabelCapper, RecentLabels, canonical_labels
 from exporter.parse import ParsedRows
 from exporter.windows import (
     Aggregate,
@@ -29,7 +30,7 @@ from exporter.windows import (
 
 # A prediction stamped further ahead of the wall clock than this is a clock or parsing
 # error; letting it through would move the watermark and empty every window.
-MAX_FUTURE_SKEW = 86400.0
+DEFAULT_MAX_FUTURE = 300.0
 
 
 class FeatureMonitor(Protocol):
@@ -73,7 +74,8 @@ class ModelSnapshot:
     outcomes_total: dict[str, int]
     confusion_total: dict[tuple[str, str, str], int]  # (version, actual, predicted) -> count
     windows: tuple[WindowSnapshot, ...]
-    pending: int
+    pending: int  # predictions waiting for their outcome
+    waiting_outcomes: int  # outcomes waiting for their prediction
     expired_total: int
     unmatched_total: int
 
@@ -86,11 +88,13 @@ class ModelState:
         max_label_values: int = 20,
         window_buckets: int = 60,
         monitor: FeatureMonitor | None = None,
+        max_future: float = DEFAULT_MAX_FUTURE,
     ) -> None:
         self.model = model
         self.binary = model.task == "binary"
         self.multiclass = model.task == "multiclass"
-        self.versions = LabelCapper(max_label_values)
+        self.max_future = max_future
+        self.versions = RecentLabels(max_label_values)
         self.classes = LabelCapper(max_label_values)
         self.rings = [BucketRing(w, window_buckets) for w in model.windows]
         self.monitor = monitor
@@ -99,10 +103,10 @@ class ModelState:
         self.predictions_total: dict[int, int] = {}
         self.outcomes_total: dict[int, int] = {}
         self.confusion_total: dict[tuple[int, int, int], int] = {}
-        # id -> (prediction time, version index, prediction value); insertion ~ time order
-        self.pending: dict[str, tuple[float, int, float]] = {}
-        self.expired_total = 0
-        self.unmatched_total = 0
+        outcomes = model.outcomes
+        self.join = EventTimeJoin(
+            outcomes.max_delay if outcomes else 0.0, outcomes.max_pending if outcomes else 0
+        )
 
     # --- ingest ------------------------------------------------------------
     def add_predictions(self, rows: ParsedRows, now: float) -> dict[str, int]:
@@ -116,7 +120,7 @@ class ModelState:
         if values is None:
             rejected["schema"] = len(frame)
             return rejected
-        keep = timestamps <= now + MAX_FUTURE_SKEW
+        keep = timestamps <= now + self.max_future
         if not keep.all():
             rejected["timestamp"] = int((~keep).sum())
         running = np.maximum.accumulate(
@@ -135,8 +139,7 @@ class ModelState:
         if self.model.outcomes is not None and columns.id in frame.columns:
             ids = frame[columns.id].astype(str).to_numpy(dtype=object)
             duplicate = keep & (
-                pd.Series(ids).duplicated().to_numpy()
-                | np.fromiter((i in self.pending for i in ids), dtype=bool, count=len(ids))
+                pd.Series(ids).duplicated().to_numpy() | self.join.waiting_prediction_ids(ids)
             )
             if duplicate.any():
                 rejected["duplicate"] = int(duplicate.sum())
@@ -150,7 +153,7 @@ class ModelState:
             ids = ids[keep] if ids is not None else None
 
         self.watermark = max(self.watermark or -np.inf, float(timestamps.max()))
-        version_index = self._version_indices(frame)
+        version_index = self._version_indices(frame, timestamps)
         _count_into(self.predictions_total, version_index)
         actual = self._actual_values(frame)
         has_outcome = self._has_outcome(actual)
@@ -183,47 +186,64 @@ class ModelState:
             self._note_outcome_time(float(timestamps[has_outcome].max()))
         if ids is not None:
             waiting = ~has_outcome
-            for key, ts, version, value in zip(
+            matches = self.join.add_predictions(
                 ids[waiting],
                 timestamps[waiting],
                 version_index[waiting],
                 values[waiting],
-                strict=True,
-            ):
-                self.pending[key] = (float(ts), int(version), float(value))
-            self._expire_pending()
+                self.watermark,
+            )
+            self._add_matches(matches)
         return rejected
 
     def add_outcomes(self, rows: ParsedRows, now: float) -> dict[str, int]:
-        """Join a chunk of outcome rows to pending predictions by id."""
+        """Join a chunk of outcome rows to waiting predictions by id (``exporter.join``);
+        return rejections by reason."""
         frame = rows.frame
         if len(frame) == 0:
             return {}
-        columns = self.model.columns
-        ids = frame[columns.id].astype(str).to_numpy(dtype=object)
+        rejected: dict[str, int] = {}
+        ids = frame[self.model.columns.id].astype(str).to_numpy(dtype=object)
         actual = self._actual_values(frame)
-        usable = self._has_outcome(actual)
-        matched_at, matched = [], []
-        for row, key in enumerate(ids):
-            if not usable[row]:
-                continue
-            entry = self.pending.pop(key, None)
-            if entry is None:
-                self.unmatched_total += 1
-                continue
-            matched_at.append(row)
-            matched.append(entry)
-        if matched:
-            entries = np.array(matched, dtype=np.float64)
-            self._add_outcomes(
-                entries[:, 0],
-                entries[:, 1].astype(np.int64),
-                entries[:, 2],
-                actual[np.array(matched_at)],
+        timestamps = rows.timestamps
+        if len(timestamps) != len(frame):
+            timestamps = np.full(len(frame), np.nan)
+        keep = self._has_outcome(actual)
+        if not keep.all():
+            rejected["schema"] = int((~keep).sum())
+        ahead = keep & (timestamps > now + self.max_future)
+        if ahead.any():
+            rejected["timestamp"] = int(ahead.sum())
+            keep &= ~ahead
+        duplicate = keep & (
+            pd.Series(ids).duplicated().to_numpy() | self.join.waiting_outcome_ids(ids)
+        )
+        if duplicate.any():
+            rejected["duplicate"] = int(duplicate.sum())
+            keep &= ~duplicate
+        if not keep.any():
+            return rejected
+        given = timestamps[keep & np.isfinite(timestamps)]
+        self._note_outcome_time(float(given.max()) if len(given) else now)
+        self._add_matches(self.join.add_outcomes(ids[keep], timestamps[keep], actual[keep]))
+        return rejected
+
+    def _add_matches(self, matches: Matches) -> None:
+        if len(matches):
+            self._add_outcomes(matches.timestamps, matches.versions, matches.values, matches.actual)
+
+    def enforce_bounds(self, *, predictions_behind: bool, outcomes_behind: bool) -> None:
+        """Hold the join within max_pending per side (``EventTimeJoin.enforce_bounds``):
+        the engine says which of the model's logs still has unread data."""
+        if self.model.outcomes is not None:
+            self.join.enforce_bounds(
+                predictions_behind=predictions_behind, outcomes_behind=outcomes_behind
             )
-        given = rows.timestamps[np.isfinite(rows.timestamps)] if len(rows.timestamps) else []
-        self._note_outcome_time(float(np.max(given)) if len(given) else now)
-        return {"schema": int((~usable).sum())} if not usable.all() else {}
+
+    @property
+    def outcome_stream_time(self) -> float:
+        """How far the outcome log has been read, in event time (-inf: not at all)."""
+        return self.join.outcome_time
 
     def _add_outcomes(
         self, timestamps: np.ndarray, versions: np.ndarray, values: np.ndarray, actual: np.ndarray
@@ -350,31 +370,46 @@ class ModelState:
             return values.astype(np.int64), actual.astype(np.int64)
         return None, None
 
-    def _version_indices(self, frame: pd.DataFrame) -> np.ndarray:
-        n = len(frame)
+    def _version_indices(self, frame: pd.DataFrame, timestamps: np.ndarray) -> np.ndarray:
         static = self.model.model_version
         name = self.model.columns.model_version
-        if static is not None:
-            return np.full(n, self.versions.index_of(static), dtype=np.int64)
-        if name in frame.columns:
-            return self.versions.indices(canonical_labels(frame[name]))
-        return np.full(n, self.versions.index_of(""), dtype=np.int64)
+        if static is None and name in frame.columns:
+            labels = canonical_labels(frame[name])
+        else:
+            labels = np.full(len(frame), static or "", dtype=object)
+        indices, folded = self.versions.assign(labels, timestamps)
+        if folded:
+            self._fold_versions(list(folded))
+        return indices
+
+    def _fold_versions(self, slots: list[int]) -> None:
+        """Move what was counted under these version slots to ``__other__``: the slots
+        now belong to newer versions."""
+        other = self.versions.limit
+        moved = dict.fromkeys(slots, other)
+        for counter in (self.predictions_total, self.outcomes_total):
+            for slot in slots:
+                if slot in counter:
+                    counter[other] = counter.get(other, 0) + counter.pop(slot)
+        for key in [k for k in self.confusion_total if k[0] in moved]:
+            target = (other, key[1], key[2])
+            self.confusion_total[target] = self.confusion_total.get(
+                target, 0
+            ) + self.confusion_total.pop(key)
+        for ring in self.rings:
+            for bucket in ring.buckets.values():
+                per_version = bucket.get("q")
+                if not per_version:
+                    continue
+                for slot in slots:
+                    aggregate = per_version.pop(str(slot), None)
+                    if aggregate is not None:
+                        add_into(per_version.setdefault(str(other), {}), aggregate)
+        self.join.fold_versions(moved)
 
     def _note_outcome_time(self, timestamp: float) -> None:
         if self.last_outcome_timestamp is None or timestamp > self.last_outcome_timestamp:
             self.last_outcome_timestamp = timestamp
-
-    def _expire_pending(self) -> None:
-        source = self.model.outcomes
-        if source is None or self.watermark is None:
-            return
-        horizon = self.watermark - source.max_delay
-        while self.pending:
-            key = next(iter(self.pending))
-            if self.pending[key][0] >= horizon and len(self.pending) <= source.max_pending:
-                break
-            del self.pending[key]
-            self.expired_total += 1
 
     # --- read side -----------------------------------------------------------
     def snapshot(self) -> ModelSnapshot:
@@ -397,9 +432,10 @@ class ModelState:
                 for (v, a, p), c in self.confusion_total.items()
             },
             windows=tuple(windows),
-            pending=len(self.pending),
-            expired_total=self.expired_total,
-            unmatched_total=self.unmatched_total,
+            pending=len(self.join.predictions),
+            waiting_outcomes=self.join.waiting_outcomes,
+            expired_total=self.join.expired_total,
+            unmatched_total=self.join.unmatched_total,
         )
 
     def _class_labels(self) -> np.ndarray:
@@ -414,28 +450,26 @@ class ModelState:
 
     # --- checkpoint ------------------------------------------------------------
     def state(self) -> dict[str, Any]:
-        pending_ids = list(self.pending)
-        pending_values = np.array(list(self.pending.values()), dtype=np.float64).reshape(-1, 3)
         return {
             "watermark": self.watermark,
             "last_outcome_timestamp": self.last_outcome_timestamp,
             "versions": list(self.versions.values),
+            "version_last_seen": list(self.versions.last_seen),
             "classes": list(self.classes.values),
             "predictions_total": dict(self.predictions_total),
             "outcomes_total": dict(self.outcomes_total),
             "confusion_total": dict(self.confusion_total),
             "rings": {ring.window.name: copy_aggregate(ring.state()) for ring in self.rings},
-            "pending_ids": pending_ids,
-            "pending_values": pending_values,
-            "expired_total": self.expired_total,
-            "unmatched_total": self.unmatched_total,
+            "join": self.join.state(),
             "monitor": self.monitor.state() if self.monitor is not None else None,
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
         self.watermark = state["watermark"]
         self.last_outcome_timestamp = state["last_outcome_timestamp"]
-        self.versions = LabelCapper(self.versions.limit, state["versions"])
+        self.versions = RecentLabels(
+            self.versions.limit, state["versions"], state.get("version_last_seen")
+        )
         self.classes = LabelCapper(self.classes.limit, state["classes"])
         self.predictions_total = dict(state["predictions_total"])
         self.outcomes_total = dict(state["outcomes_total"])
@@ -443,14 +477,18 @@ class ModelState:
         for ring in self.rings:
             if ring.window.name in state["rings"]:
                 ring.restore(state["rings"][ring.window.name])
-        self.pending = {
-            key: (float(ts), int(version), float(value))
-            for key, (ts, version, value) in zip(
-                state["pending_ids"], state["pending_values"].tolist(), strict=True
-            )
-        }
-        self.expired_total = state["expired_total"]
-        self.unmatched_total = state["unmatched_total"]
+        if "join" in state:
+            self.join.restore(state["join"])
+        else:  # a checkpoint from before the event-time join: predictions waited alone
+            self.join.predictions = {
+                key: (float(ts), int(version), float(value))
+                for key, (ts, version, value) in zip(
+                    state["pending_ids"], state["pending_values"].tolist(), strict=True
+                )
+            }
+            self.join.prediction_time = self.watermark if self.watermark is not None else -np.inf
+            self.join.expired_total = state["expired_total"]
+            self.join.unmatched_total = state["unmatched_total"]
         if self.monitor is not None and state.get("monitor") is not None:
             self.monitor.restore(state["monitor"])
 

@@ -22,14 +22,20 @@ class RateLimitedLog:
         self._windows: dict[str, tuple[float, int, int]] = {}  # key -> (start, logged, dropped)
 
     def warning(self, key: str, message: str, *args: object) -> None:
+        self.log(logging.WARNING, key, message, *args)
+
+    def error(self, key: str, message: str, *args: object) -> None:
+        self.log(logging.ERROR, key, message, *args)
+
+    def log(self, level: int, key: str, message: str, *args: object) -> None:
         now = self.clock()
         start, logged, dropped = self._windows.get(key, (now, 0, 0))
         if now - start >= self.period:
             if dropped:
-                self.logger.warning("%s: %d more similar messages suppressed", key, dropped)
+                self.logger.log(level, "%s: %d more similar messages suppressed", key, dropped)
             start, logged, dropped = now, 0, 0
         if logged < self.burst:
-            self.logger.warning(message, *args)
+            self.logger.log(level, message, *args)
             logged += 1
         else:
             dropped += 1

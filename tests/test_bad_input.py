@@ -130,7 +130,8 @@ def test_each_kind_of_bad_jsonl_row_is_rejected_by_reason(tmp_path: Path, start_
 
 def test_late_and_duplicate_rows_are_rejected(tmp_path: Path, start_exporter) -> None:
     """A row older than the longest window is late; an id already waiting is a duplicate;
-    outcomes join their prediction, unknown ids are unmatched."""
+    outcomes join their prediction; an unknown id waits for its prediction (these outcomes
+    carry no timestamp, so only max_pending ends the wait)."""
     (tmp_path / "p.csv").write_text(
         "timestamp,id,prediction\n"
         "2024-06-10T00:00:00Z,a,0.9\n"
@@ -150,7 +151,7 @@ def test_late_and_duplicate_rows_are_rejected(tmp_path: Path, start_exporter) ->
     samples = wait_for(
         lambda: (
             (s := exporter.samples())
-            and value(s, "mlmodel_exporter_unmatched_outcomes_total", model="d") == 1
+            and value(s, "mlmodel_exporter_waiting_outcomes", model="d") == 1
             and s
         ),
         what="outcomes joined",
@@ -166,3 +167,4 @@ def test_late_and_duplicate_rows_are_rejected(tmp_path: Path, start_exporter) ->
     assert value(samples, "mlmodel_window_outcomes", **labels) == 2
     assert value(samples, "mlmodel_accuracy_ratio", **labels) == 0.5
     assert value(samples, "mlmodel_exporter_pending_outcomes", model="d") == 0
+    assert value(samples, "mlmodel_exporter_unmatched_outcomes_total", model="d") == 0
