@@ -94,7 +94,6 @@ from exporter.config import Config, ConfigError, ModelConfig
 from exporter.drift import (
     AUTO_REFERENCE_ROWS,
     NUMERIC_ONLY_METHODS,
-    PSI_FLOOR,
     PVALUE_METHODS,
     DriftResult,
     MultivariateDrift,
@@ -261,7 +260,7 @@ class FeatureReport:
     name: str
     quality: dict[str, float]
     drift: DriftResult | None = None
-    scores: dict[str, float] = field(default_factory=dict)  # exported: chisquare finite
+    scores: dict[str, float] = field(default_factory=dict)  # as exported (all finite)
 
 
 @dataclass(frozen=True)
@@ -1220,7 +1219,8 @@ def _baseline_tag(baseline: Baseline, fine_bins: int) -> str:
 def _drift(
     ref: UnivariateReference, entry: Mapping[str, np.ndarray], method: str | None, drift: Any
 ) -> tuple[DriftResult | None, dict[str, float]]:
-    """Drift of one binned entry, and the scores as exported (chi-square kept finite)."""
+    """Drift of one binned entry, and the scores as exported (every one finite: the
+    two-sample chi-square has no +Inf, an unseen category being one more table column)."""
     counts = np.asarray(entry["fine_counts"] if "fine_counts" in entry else entry["counts"])
     binned = int(counts.sum())
     profile = {"count": np.int64(binned), "missing": np.int64(0), "invalid": np.int64(0), **entry}
@@ -1233,24 +1233,7 @@ def _drift(
     )
     if result is None:
         return None, {}
-    scores = dict(result.method_scores)
-    if math.isinf(scores.get("chisquare", 0.0)):
-        scores["chisquare"] = _finite_chisquare(ref, counts)
-    return result, scores
-
-
-def _finite_chisquare(ref: UnivariateReference, counts: np.ndarray) -> float:
-    """Pearson's statistic with zero expected counts floored at 1e-4 of the window (as PSI
-    floors proportions): finite where scipy's is +Inf (a category the reference never
-    had), equal to it everywhere else. Categorical references only can get there."""
-    assert isinstance(ref, CategoricalReference)
-    observed = counts.astype(np.float64)
-    total = observed.sum()
-    props = ref.proportions_with_unseen
-    expected = props / props.sum() * total
-    used = (expected > 0) | (observed > 0)
-    expected = np.maximum(expected[used], PSI_FLOOR * total)
-    return float(np.sum((observed[used] - expected) ** 2 / expected))
+    return result, dict(result.method_scores)
 
 
 # --- building -----------------------------------------------------------------------
@@ -1418,7 +1401,7 @@ class MonitorCollector:
             "mlmodel_feature_drift_score",
             "Drift of the feature in the window from the reference, by method: psi, ks "
             "(statistic), wasserstein (divided by the reference std), jensenshannon "
-            "(distance), chisquare (statistic, finite: see the docs).",
+            "(distance), chisquare (two-sample statistic, reference vs window counts).",
             labels=[*FEATURE_LABELS, "method"],
         )
         pvalue = GaugeMetricFamily(

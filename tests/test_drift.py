@@ -164,14 +164,15 @@ def test_jensenshannon_and_chisquare_match_scipy(
     cur_counts = pd.Series(window[name]).value_counts().reindex(names, fill_value=0).to_numpy()
     ours_js = jensenshannon_from_counts(np.append(ref.counts, 0), profile["counts"])
     assert ours_js == pytest.approx(jensenshannon(ref_counts, cur_counts), abs=1e-6)
-    expected = stats.chisquare(cur_counts, ref_counts / ref_counts.sum() * cur_counts.sum())
-    statistic, pvalue = chisquare_from_counts(ref.proportions_with_unseen, profile["counts"])
+    expected = stats.chi2_contingency([ref_counts, cur_counts], correction=False)
+    statistic, pvalue = chisquare_from_counts(np.append(ref.counts, 0), profile["counts"])
     assert statistic == pytest.approx(expected.statistic, abs=1e-6)
     assert pvalue == pytest.approx(expected.pvalue, abs=1e-6)
 
 
 def test_unseen_categories_in_jensenshannon_and_chisquare() -> None:
-    """JS with one "unseen" slot equals scipy over every new category; chi-square says drift."""
+    """JS with one "unseen" slot equals scipy over every new category; chi-square equals
+    scipy's contingency test with the new categories as one column, finite, and drifts."""
     rng = np.random.default_rng(3)
     ref = fit_categorical(rng.choice(PLANS, 2000))
     current = rng.choice(np.append(PLANS, ["free", "trial"]).astype(object), 1000)
@@ -182,10 +183,76 @@ def test_unseen_categories_in_jensenshannon_and_chisquare() -> None:
     assert jensenshannon_from_counts(np.append(ref.counts, 0), profile["counts"]) == pytest.approx(
         jensenshannon(ref_counts, cur_counts), abs=1e-9
     )
-    assert chisquare_from_counts(ref.proportions_with_unseen, profile["counts"]) == (np.inf, 0.0)
+    unseen = cur_counts[-2:].sum()
+    table = [[*ref_counts[:-2], 0], [*cur_counts[:-2], unseen]]
+    expected = stats.chi2_contingency(table, correction=False)
+    statistic, pvalue = chisquare_from_counts(np.append(ref.counts, 0), profile["counts"])
+    assert np.isfinite(statistic)
+    assert statistic == pytest.approx(expected.statistic, rel=1e-12)
+    assert pvalue == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-300)
     result = feature_drift(ref, profile, "chisquare")
     assert result is not None
     assert result.drifted
+
+
+def random_table(rng: np.random.Generator, slots: int, drifted: bool) -> tuple[np.ndarray, ...]:
+    """Reference and window counts over `slots` (>= 4) slots: the last one unseen (0 in the
+    reference, 1 to 3 in the window), the one before it empty on both sides, the one before
+    that absent from the window, and any other empty on one side or both by chance."""
+    shares = rng.dirichlet(np.full(slots, 0.7))
+    ref = rng.multinomial(int(rng.integers(50, 1000)), shares)
+    window_shares = rng.dirichlet(50 * shares + 0.1) if drifted else shares
+    cur = rng.multinomial(int(rng.integers(100, 5000)), window_shares)
+    ref[-1], cur[-1] = 0, rng.integers(1, 4)
+    ref[-2] = cur[-2] = 0
+    ref[-3], cur[-3] = rng.integers(1, 4), 0
+    return ref, cur
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_chisquare_is_scipys_contingency_test(seed: int) -> None:
+    """Random 2 x k tables, with unseen and empty slots, give chi2_contingency's statistic
+    and p-value; slots empty on both sides are no degree of freedom."""
+    rng = np.random.default_rng(seed)
+    ref, cur = random_table(rng, int(rng.integers(4, 40)), drifted=seed % 2 == 1)
+    used = (ref + cur) > 0
+    expected = stats.chi2_contingency(np.array([ref, cur])[:, used], correction=False)
+    statistic, pvalue = chisquare_from_counts(ref, cur)
+    assert statistic == pytest.approx(expected.statistic, rel=1e-12)
+    assert pvalue == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-300)
+    assert expected.dof == used.sum() - 1
+
+
+def test_chisquare_of_a_single_slot_and_of_an_empty_side() -> None:
+    """One non-empty slot is no test (statistic 0, p-value 1, as scipy); an empty side is an
+    error, not a statistic."""
+    assert chisquare_from_counts(np.array([0, 40, 0]), np.array([0, 300, 0])) == (0.0, 1.0)
+    expected = stats.chi2_contingency([[40], [300]], correction=False)
+    assert (expected.statistic, expected.pvalue) == (0.0, 1.0)
+    with pytest.raises(ValueError, match="each side"):
+        chisquare_from_counts(np.array([3, 4]), np.array([0, 0]))
+    with pytest.raises(ValueError, match="each side"):
+        chisquare_from_counts(np.array([0, 0]), np.array([3, 4]))
+
+
+@pytest.mark.parametrize("name", NUMERIC)
+def test_numeric_chisquare_is_the_contingency_test_over_psi_bins(
+    name: str, reference: Data, window: Data
+) -> None:
+    """A numeric feature's chi-square tests the reference's own counts per PSI bin (not
+    proportions) against the window's, as chi2_contingency on the raw values binned."""
+    ref_values = reference[name][:700]
+    ref = fit_numeric(ref_values)
+    result = feature_drift(ref, numeric_profile(window[name], None, ref), "chisquare")
+    assert result is not None
+    edges = ref.psi_edges
+    table = [
+        np.bincount(np.searchsorted(edges, values), minlength=edges.size + 1)
+        for values in (ref_values, window[name])
+    ]
+    expected = stats.chi2_contingency(table, correction=False)
+    assert result.method_scores["chisquare"] == pytest.approx(expected.statistic, rel=1e-12)
+    assert result.pvalues["chisquare"] == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-300)
 
 
 def _drift_flags(reference: Data, window: Data, reference_rows: int) -> dict[str, tuple[str, bool]]:
@@ -213,24 +280,8 @@ def test_auto_uses_wasserstein_and_jensenshannon_above_1000_rows(
         assert drifted == (exact / np.std(reference[name]) >= 0.1)
 
 
-def _same_shares(values: np.ndarray, rows: int, rng: np.random.Generator) -> np.ndarray:
-    shares = pd.Series(values).value_counts(normalize=True)
-    repeats = np.round(shares.to_numpy() * rows).astype(int)
-    return rng.permutation(np.repeat(shares.index.to_numpy(dtype=object), repeats))
-
-
 def test_auto_uses_ks_and_chisquare_up_to_1000_rows(reference: Data, window: Data) -> None:
-    """With an 800-row reference, auto uses KS / chi-square p < 0.05 and agrees with scipy.
-
-    The stable categorical window gets exactly the reference's shares: chi-square takes
-    the reference proportions as exact, so a 5,000-row window sampled from the same
-    population would be flagged most of the time for an 800-row reference's own noise
-    (as in Evidently; see the module docstring of exporter.drift).
-    """
-    window = {
-        **window,
-        "plan": _same_shares(reference["plan"][:800], WINDOW_ROWS, np.random.default_rng(1)),
-    }
+    """With an 800-row reference, auto uses KS / chi-square p < 0.05 and agrees with scipy."""
     flags = _drift_flags(reference, window, 800)
     for name, (method, drifted) in flags.items():
         ref_values, cur_values = reference[name][:800], window[name]
@@ -241,9 +292,7 @@ def test_auto_uses_ks_and_chisquare_up_to_1000_rows(reference: Data, window: Dat
             cur_counts = (
                 pd.Series(cur_values).value_counts().reindex(names, fill_value=0).to_numpy()
             )
-            expected_p = stats.chisquare(
-                cur_counts, ref_counts / ref_counts.sum() * cur_counts.sum()
-            ).pvalue
+            expected_p = stats.chi2_contingency([ref_counts, cur_counts], correction=False).pvalue
         else:
             assert method == "ks"
             expected_p = stats.ks_2samp(ref_values, cur_values).pvalue

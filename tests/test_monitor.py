@@ -280,7 +280,8 @@ def test_numeric_drift_matches_scipy(credit_scrape: dict[str, Any], feature: str
 
 @pytest.mark.parametrize("feature", ["plan", "region"])
 def test_categorical_drift_matches_scipy(credit_scrape: dict[str, Any], feature: str) -> None:
-    """Jensen-Shannon and chi-square over the categories equal scipy's within 1e-6."""
+    """Jensen-Shannon and the two-sample chi-square over the categories equal scipy's
+    (``jensenshannon``, ``chi2_contingency`` without continuity correction) within 1e-6."""
     samples, labels = credit_scrape["samples"], {"model": "credit", "window": "1h"}
     ref_counts = credit_scrape["reference"][feature].value_counts()
     cur_counts = credit_scrape["window"][feature].value_counts().reindex(ref_counts.index)
@@ -288,7 +289,7 @@ def test_categorical_drift_matches_scipy(credit_scrape: dict[str, Any], feature:
         samples, "mlmodel_feature_drift_score", feature=feature, method="jensenshannon", **labels
     )
     assert js == pytest.approx(jensenshannon(ref_counts, cur_counts), abs=1e-6)
-    chi = stats.chisquare(cur_counts, ref_counts / ref_counts.sum() * cur_counts.sum())
+    chi = stats.chi2_contingency([ref_counts, cur_counts], correction=False)
     score = sample(
         samples, "mlmodel_feature_drift_score", feature=feature, method="chisquare", **labels
     )
@@ -496,7 +497,7 @@ def test_outcome_drift_for_binary_outcomes_joined_later(tmp_path: Path) -> None:
     assert loud > 0.2
     ref_counts = reference["actual"].value_counts()
     cur_counts = pd.Series(actuals[0.6]).value_counts().reindex(ref_counts.index)
-    expected = stats.chisquare(cur_counts, ref_counts / ref_counts.sum() * cur_counts.sum())
+    expected = stats.chi2_contingency([ref_counts, cur_counts], correction=False)
     chi = sample(states[0.6], "mlmodel_outcome_drift_score", method="chisquare", **labels)
     assert chi == pytest.approx(expected.statistic, rel=1e-9)
 
@@ -692,8 +693,11 @@ def test_a_changed_reference_never_mixes_with_old_bins(tmp_path: Path) -> None:
     assert scrape(new)  # computes without error
 
 
-def test_unseen_category_keeps_chisquare_finite(tmp_path: Path) -> None:
-    """An unseen category: scipy's +Inf becomes a finite statistic, p-value 0, drifted."""
+def test_unseen_category_is_one_more_chisquare_column(tmp_path: Path) -> None:
+    """An unseen category is a column the reference has 0 in: the exported chi-square is
+    scipy's contingency test on that table (finite). The window repeats the reference's
+    shares otherwise, so the unseen values alone decide: 3 in 300 rows against a 500-row
+    reference are weak evidence (p about 0.17), 60 are drift."""
     rng = np.random.default_rng(47)
     reference = pd.DataFrame({"plan": rng.choice(PLANS[:3], 500), "prediction": 0.5})
     model = model_config(
@@ -701,18 +705,27 @@ def test_unseen_category_keeps_chisquare_finite(tmp_path: Path) -> None:
         features={"plan": "categorical"},
         reference={"path": write_reference(tmp_path, reference)},
     )
-    state = monitored(model)
-    live = pd.DataFrame({"plan": rng.choice(PLANS[:3], 300), "prediction": 0.5})
-    live.loc[:2, "plan"] = "enterprise"
-    feed(state, with_times(live))
-    samples = scrape(state)
+    ref_counts = reference["plan"].value_counts().reindex(PLANS[:3]).to_numpy()
     labels = {"model": "credit", "window": "1h", "feature": "plan"}
-    score = sample(samples, "mlmodel_feature_drift_score", method="chisquare", **labels)
-    assert score is not None
-    assert np.isfinite(score)
-    assert score > 3**2 / (1e-4 * 300) * 0.9
-    assert sample(samples, "mlmodel_feature_drift_pvalue", method="chisquare", **labels) == 0
-    assert sample(samples, "mlmodel_feature_drifted", **labels) == 1
+    verdicts = {}
+    for unseen in (3, 60):
+        seen = np.round(ref_counts / ref_counts.sum() * (300 - unseen)).astype(int)
+        unseen_plans = np.where(np.arange(unseen) % 2, "enterprise", "free")
+        plans = rng.permutation(np.concatenate([np.repeat(PLANS[:3], seen), unseen_plans]))
+        state = monitored(model)
+        feed(state, with_times(pd.DataFrame({"plan": plans, "prediction": 0.5})))
+        samples = scrape(state)
+        expected = stats.chi2_contingency([[*ref_counts, 0], [*seen, unseen]], correction=False)
+        score = sample(samples, "mlmodel_feature_drift_score", method="chisquare", **labels)
+        pvalue = sample(samples, "mlmodel_feature_drift_pvalue", method="chisquare", **labels)
+        assert score is not None
+        assert np.isfinite(score)
+        assert score == pytest.approx(expected.statistic, rel=1e-9)
+        assert pvalue == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-300)
+        verdicts[unseen] = sample(samples, "mlmodel_feature_drifted", **labels)
+        ratio = sample(samples, "mlmodel_feature_unseen_category_ratio", **labels)
+        assert ratio == pytest.approx(unseen / len(plans))
+    assert verdicts == {3: 0, 60: 1}
 
 
 def test_engine_end_to_end_with_files_passes_promtool(tmp_path: Path) -> None:
