@@ -59,10 +59,18 @@ def load_checkpoint(state_dir: Path) -> dict[str, Any] | None:
         payload = target.read_bytes()
     except FileNotFoundError:
         return None
+    except OSError as err:  # a path through a file, a directory in its place, no permission
+        raise CheckpointError(
+            f"state_dir: cannot read the checkpoint {target}: {err.strerror or err}"
+        ) from None
     try:
         document = pickle.loads(payload)
     except Exception as err:
-        raise CheckpointError(f"{target}: unreadable checkpoint ({err})") from err
+        raise CheckpointError(
+            f"{target}: unreadable checkpoint ({err}); move it away to start over"
+        ) from err
     if not isinstance(document, dict) or document.get("format") != FORMAT_VERSION:
-        raise CheckpointError(f"{target}: checkpoint format not understood")
+        raise CheckpointError(
+            f"{target}: checkpoint format not understood; move it away to start over"
+        )
     return document["state"]

@@ -99,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {problem}", file=sys.stderr)
         return 2
     except CheckpointError as err:
-        print(f"error: {err} (move it away to start over)", file=sys.stderr)
+        print(f"error: {err}", file=sys.stderr)
         return 2
     return 2
 

@@ -403,9 +403,17 @@ class Engine:
                     "%s: rejected %d row(s) (%s)",
                     chunk.path,
                     model_rejects[reason],
-                    _REASON_TEXT[reason],
+                    self._reason_text(reason, source.kind),
                 )
         return rows.lines + chunk.too_long
+
+    def _reason_text(self, reason: str, kind: str) -> str:
+        if reason == "late":
+            return "older than the longest window behind the watermark"
+        if reason == "duplicate":
+            other = "outcome" if kind == "predictions" else "prediction"
+            return f"an id already waiting for its {other}"
+        return f"more than max_future={self.config.max_future:g}s ahead of the clock"
 
     def _log_progress(self) -> None:
         """A long first pass over big logs says how far it got, every 10 s."""
@@ -510,10 +518,3 @@ def _file_identities(tailer_state: dict[str, Any]) -> tuple:
         (f["path"], f["dev"], f["ino"], f["fingerprint"], f["current"], f["copy_of"])
         for f in tailer_state.get("files", [])
     )
-
-
-_REASON_TEXT = {
-    "late": "older than the longest window behind the watermark",
-    "duplicate": "an id already waiting for its outcome",
-    "timestamp": "more than a day ahead of the clock",
-}

@@ -8,17 +8,17 @@ how far one file happens to have been read:
   outcome later than that is too late: its prediction counts as expired and the outcome
   as unmatched, whichever of the two was read first.
 - A waiting prediction expires once the outcome stream's event time (the newest outcome
-  timestamp read) is more than ``max_delay`` past it. An outcome row without a timestamp
-  is placed at the prediction watermark when it is read (its arrival, measured on the
-  prediction stream's clock).
+  timestamp read; for a log without timestamps, the prediction watermark each time that
+  log has been read to its end) is more than ``max_delay`` past it.
 - A waiting outcome is unmatched once the prediction watermark is more than
-  ``max_delay`` past it. An outcome placed nowhere (no timestamp, read before any
-  prediction) waits until ``max_pending`` pushes it out.
+  ``max_delay`` past it.
 - Each table holds at most ``max_pending`` rows, oldest (first read) evicted first and
-  counted, with one exception that keeps replays exact: a row ahead of the other stream
-  while that stream still has unread data is not evicted (``enforce_bounds``), since its
-  partner may be in the data not read yet. The engine reads the lagging stream first, so
-  such rows are at most one chunk of the leading stream.
+  counted, but only while the other stream has no unread data: a row's partner may be
+  in that data (``enforce_bounds``). The engine reads the lagging stream first, so a
+  table outgrows its bound by at most one chunk of the leading stream.
+- An outcome row without a timestamp is judged by arrival: it is placed at the
+  prediction watermark when it is read, waits without the ``max_delay`` check, and is
+  unmatched once the prediction log, read to its end, is ``max_delay`` past it.
 
 With each stream in time order (or out of order by less than ``max_delay``) and fewer
 than ``max_pending`` rows in flight at any event time, every pair is therefore joined
@@ -69,7 +69,8 @@ class EventTimeJoin:
         self.predictions: dict[str, tuple[float, int, float]] = {}
         # id -> (outcome time, actual value), in arrival order
         self.outcomes: dict[str, tuple[float, float]] = {}
-        self.untimed_outcomes: dict[str, float] = {}  # id -> actual, rows without a timestamp
+        # id -> (arrival on the prediction watermark, actual): rows without a timestamp
+        self.untimed_outcomes: dict[str, tuple[float, float]] = {}
         self.untimed_seen = False  # the outcome log has rows without a timestamp
         self.prediction_time = -math.inf  # the prediction watermark
         self.outcome_time = -math.inf  # the outcome stream's event time
@@ -113,12 +114,15 @@ class EventTimeJoin:
                     continue
                 outcome = found[1]
             elif untimed and key in untimed:
-                outcome = untimed.pop(key)
+                outcome = untimed.pop(key)[1]
             else:
                 self.predictions[key] = (ts, version, value)
                 continue
             rows.append((ts, version, value))
             actual.append(outcome)
+        if self.prediction_time == -math.inf and untimed:
+            # outcomes read before any prediction: they arrived, as far as we can tell, now
+            self.untimed_outcomes = {k: (watermark, v) for k, (_, v) in untimed.items()}
         self.prediction_time = max(self.prediction_time, watermark)
         self._expire()
         return _matches(rows, actual)
@@ -135,7 +139,7 @@ class EventTimeJoin:
                 if math.isfinite(ts):
                     self.outcomes[key] = (ts, value)
                 else:
-                    self.untimed_outcomes[key] = value
+                    self.untimed_outcomes[key] = (self.prediction_time, value)
                 continue
             if ts - found[0] > self.max_delay:  # NaN (no timestamp) compares False
                 self.expired_total += 1
@@ -173,29 +177,32 @@ class EventTimeJoin:
             self.unmatched_total += 1
 
     def enforce_bounds(self, *, predictions_behind: bool, outcomes_behind: bool) -> None:
-        """Keep each table within max_pending, oldest first; while a stream still has
-        unread data, rows ahead of it stay (their partner may be in that data).
+        """Keep each table within max_pending, oldest first, counting what is dropped;
+        while the other stream still has unread data its rows stay: their partner may be
+        in that data (the engine reads that stream next, so this is one chunk at most).
 
-        Outcomes without a timestamp have arrived, by arrival, when the outcome log has
-        been read to its end: the outcome stream is then as far as the prediction stream."""
+        Rows without a timestamp are judged by arrival: the outcome log, read to its end,
+        is as far as the prediction stream; an untimed outcome is unmatched once the
+        prediction log, read to its end, is max_delay past the outcome's arrival."""
         if not outcomes_behind and self.untimed_seen:
             self.outcome_time = max(self.outcome_time, self.prediction_time)
             self._expire()
+        if not predictions_behind and self.untimed_outcomes:
+            horizon = self.prediction_time - self.max_delay
+            untimed = self.untimed_outcomes
+            while untimed:
+                key = next(iter(untimed))
+                if not untimed[key][0] < horizon:
+                    break
+                del untimed[key]
+                self.unmatched_total += 1
         predictions = self.predictions
-        while len(predictions) > self.max_pending:
-            key = next(iter(predictions))
-            if outcomes_behind and predictions[key][0] > self.outcome_time:
-                break
-            del predictions[key]
+        while len(predictions) > self.max_pending and not outcomes_behind:
+            del predictions[next(iter(predictions))]
             self.expired_total += 1
         for table in (self.outcomes, self.untimed_outcomes):
-            while len(table) > self.max_pending:
-                key = next(iter(table))
-                entry = table[key]
-                ahead = not (isinstance(entry, tuple) and entry[0] <= self.prediction_time)
-                if predictions_behind and ahead:
-                    break
-                del table[key]
+            while len(table) > self.max_pending and not predictions_behind:
+                del table[next(iter(table))]
                 self.unmatched_total += 1
 
     # --- versions ------------------------------------------------------------------
@@ -215,7 +222,9 @@ class EventTimeJoin:
             "outcome_ids": list(self.outcomes),
             "outcomes": np.array(list(self.outcomes.values()), dtype=np.float64).reshape(-1, 2),
             "untimed_outcome_ids": list(self.untimed_outcomes),
-            "untimed_outcomes": np.array(list(self.untimed_outcomes.values()), dtype=np.float64),
+            "untimed_outcomes": np.array(
+                list(self.untimed_outcomes.values()), dtype=np.float64
+            ).reshape(-1, 2),
             "untimed_seen": self.untimed_seen,
             "prediction_time": self.prediction_time,
             "outcome_time": self.outcome_time,
@@ -236,13 +245,14 @@ class EventTimeJoin:
                 state["outcome_ids"], np.asarray(state["outcomes"]).tolist(), strict=True
             )
         }
-        self.untimed_outcomes = dict(
-            zip(
+        self.untimed_outcomes = {
+            key: (float(ts), float(value))
+            for key, (ts, value) in zip(
                 state["untimed_outcome_ids"],
-                np.asarray(state["untimed_outcomes"], dtype=np.float64).tolist(),
+                np.asarray(state["untimed_outcomes"], dtype=np.float64).reshape(-1, 2).tolist(),
                 strict=True,
             )
-        )
+        }
         self.untimed_seen = bool(state["untimed_seen"])
         self.prediction_time = float(state["prediction_time"])
         self.outcome_time = float(state["outcome_time"])

@@ -103,6 +103,7 @@ class RecentLabels:
         np.maximum.at(newest, codes, times)
         mapped = np.full(len(uniques), self.limit, dtype=np.int64)
         newcomers = []
+        present: dict[str, int] = {}  # kept value -> its position among this call's uniques
         for position, (value, seen) in enumerate(
             zip(uniques.tolist(), newest.tolist(), strict=True)
         ):
@@ -111,6 +112,7 @@ class RecentLabels:
                 newcomers.append((seen, position, str(value)))
                 continue
             mapped[position] = slot
+            present[str(value)] = position
             self.last_seen[slot] = max(self.last_seen[slot], seen)
         folded: dict[int, str] = {}
         for seen, position, value in sorted(newcomers, reverse=True):
@@ -123,6 +125,8 @@ class RecentLabels:
                 if not self.last_seen[slot] < seen:
                     continue  # older than every kept value: it goes to __other__
                 folded.setdefault(slot, self.values[slot])
+                if self.values[slot] in present:  # its rows here go where its counts go
+                    mapped[present.pop(self.values[slot])] = self.limit
                 del self._index[self.values[slot]]
                 self.values[slot] = value
                 self.last_seen[slot] = seen
