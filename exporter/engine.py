@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import math
+import resource
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -213,6 +214,7 @@ class Engine:
         saved_sources = (restored or {}).get("sources", {})
         self.models: dict[str, ModelState] = {}
         self.sources: list[_Source] = []
+        self._max_open = descriptor_share(sum(1 + (m.outcomes is not None) for m in config.models))
         for model in config.models:
             monitor = monitor_factory(model) if monitor_factory else None
             state = ModelState(
@@ -251,6 +253,7 @@ class Engine:
                     max_line_bytes=config.max_line_bytes,
                     state=saved_source["tailer"] if saved_source else None,
                     on_event=self._tailer_event(key),
+                    max_open=self._max_open,
                 )
                 self.sources.append(
                     _Source(key, source.path, kind, state, source, schema, tailer, counters)
@@ -336,6 +339,7 @@ class Engine:
                 max_line_bytes=self.config.max_line_bytes,
                 state=state,
                 on_event=self._tailer_event(source.key),
+                max_open=self._max_open,
             )
 
     def _files_changed(self, source: _Source) -> bool:
@@ -511,6 +515,14 @@ class Engine:
         if self._parse_ahead is not None:
             self._parse_ahead.shutdown(wait=True)
         return written
+
+
+def descriptor_share(sources: int) -> int:
+    """Descriptors each source's tailer may hold: a quarter of the soft ``ulimit -n``
+    shared by all sources (a glob may match more files than that), within 4..256."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    budget = 1 << 16 if soft == resource.RLIM_INFINITY else soft // 4
+    return max(4, min(256, budget // max(sources, 1)))
 
 
 def _file_identities(tailer_state: dict[str, Any]) -> tuple:

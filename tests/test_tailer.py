@@ -6,6 +6,7 @@ Real files in tmp_path, rotated the way logrotate does it (os.rename + create; s
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
@@ -688,6 +689,33 @@ class _Writer:
 MAX_LINE = 120
 
 
+class _OutOfDescriptors:
+    """While `on`, the tailer's os.open (read-only) and os.scandir fail with EMFILE or ENFILE
+    now and then, as when the rest of the process holds every descriptor."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, rng: random.Random, rate: float) -> None:
+        self.on = False
+        real_open, real_scandir = os.open, os.scandir
+        reading = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+
+        def fail(path: object) -> None:
+            if self.on and rng.random() < rate:
+                code = rng.choice([errno.EMFILE, errno.ENFILE])
+                raise OSError(code, os.strerror(code), str(path))
+
+        def open_(path: str, flags: int, *args: object, **kwargs: object) -> int:
+            if flags == reading:
+                fail(path)
+            return real_open(path, flags, *args, **kwargs)  # type: ignore[arg-type]
+
+        def scandir(path: str = ".") -> object:
+            fail(path)
+            return real_scandir(path)
+
+        monkeypatch.setattr(os, "open", open_)
+        monkeypatch.setattr(os, "scandir", scandir)
+
+
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
 @pytest.mark.parametrize("globbed", [False, True], ids=["path", "glob"])
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -697,6 +725,30 @@ def test_random_rotations_truncations_and_restarts_count_every_line_exactly_once
     """Appends (some partial), both rotation kinds, truncation, deletion, polls and restarts
     (also in the middle of a poll) in random order: every completed line is read exactly once,
     and every too-long line is counted exactly once."""
+    _random_run(tmp_path, fmt, globbed, seed)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+@pytest.mark.parametrize("globbed", [False, True], ids=["path", "glob"])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_random_rotations_with_files_closed_and_descriptors_running_out_count_every_line_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str, globbed: bool, seed: int
+) -> None:
+    """The same with every idle file closed after each poll, at most 4 descriptors, and
+    EMFILE/ENFILE from open and from listing a directory at random in every other poll (and
+    in the polls cut short by a restart): still every line exactly once."""
+    faults = _OutOfDescriptors(monkeypatch, random.Random(seed + 100), rate=0.2)
+    _random_run(tmp_path, fmt, globbed, seed, faults, max_open=4, idle_seconds=0.0)
+
+
+def _random_run(
+    tmp_path: Path,
+    fmt: str,
+    globbed: bool,
+    seed: int,
+    faults: _OutOfDescriptors | None = None,
+    **tailer_kwargs: object,
+) -> None:
     rng = random.Random(seed)
     writer = _Writer(tmp_path, fmt, globbed, rng)
     source = f"preds*.{writer.ext}" if globbed else writer.path.name
@@ -710,6 +762,7 @@ def test_random_rotations_truncations_and_restarts_count_every_line_exactly_once
             max_line_bytes=MAX_LINE,
             chunk_bytes=chunk_bytes,
             state=state,
+            **tailer_kwargs,  # type: ignore[arg-type]
         )
 
     tailer = new_tailer()
@@ -735,6 +788,10 @@ def test_random_rotations_truncations_and_restarts_count_every_line_exactly_once
 
     def full_poll() -> None:
         nonlocal synced, seen_data
+        if faults is not None:  # a poll that may leave things for the next one, then that one
+            faults.on = True
+            take(tailer.poll())
+            faults.on = False
         take(tailer.poll())
         synced, seen_data = True, writer.lines_in_file > 0
 
@@ -750,11 +807,15 @@ def test_random_rotations_truncations_and_restarts_count_every_line_exactly_once
         elif action == "restart":
             if rng.random() < 0.5:  # killed in the middle of a poll
                 it = tailer.poll()
+                if faults is not None:
+                    faults.on = True
                 for _ in range(rng.randrange(4)):
                     chunk = next(it, None)
                     if chunk is None:
                         break
                     take([chunk])
+                if faults is not None:
+                    faults.on = False
             state = json.loads(json.dumps(tailer.state()))
             tailer.close()
             tailer = new_tailer(state)
