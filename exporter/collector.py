@@ -12,12 +12,26 @@ simply stops being exported. Exposed families (``# HELP`` lines as yielded)::
     mlmodel_{accuracy,precision,recall,f1,roc_auc}_ratio, mlmodel_log_loss,
     mlmodel_mae, mlmodel_rmse, mlmodel_mape_ratio, mlmodel_r2 {model,model_version,window}
     mlmodel_alert_threshold{model,metric}
+    mlmodel_exporter_scrape_errors_total{model}               counter
     mlmodel_exporter_* (self-metrics)
+
+A scrape never fails whole because of one model: each model's samples are built apart and
+added only once all of them are built; a model whose samples raise is left out of that
+scrape (nothing half-built), the failure is logged (rate-limited) and counted in
+``mlmodel_exporter_scrape_errors_total{model}``, kept across scrapes. Extras such as
+`exporter.monitor.MonitorCollector` get the same `ScrapeErrors` to isolate their own
+per-model sections.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+import copy
+import functools
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -27,6 +41,9 @@ from prometheus_client.registry import Collector
 from exporter import __version__, quality
 from exporter.engine import EngineSnapshot
 from exporter.model_state import ModelSnapshot
+from exporter.ratelimit import RateLimitedLog
+
+log = logging.getLogger("ml_model_exporter")
 
 REJECT_REASONS = ("parse", "schema", "timestamp", "too_long", "encoding", "duplicate", "late")
 
@@ -54,7 +71,66 @@ QUALITY_METRICS = (
 
 WINDOW_LABELS = ["model", "model_version", "window"]
 
-ExtraCollector = Callable[[EngineSnapshot], Iterable[Metric]]
+
+class ScrapeErrors:
+    """Per-model scrape failures, kept across scrapes: each is logged (at most ``burst``
+    lines a minute per model and part) and counted by model. Shared by the collectors of
+    one registry; scrapes may run in parallel threads."""
+
+    def __init__(
+        self,
+        logger: logging.Logger = log,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._log = RateLimitedLog(logger, monotonic)
+        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def record(self, model: str, part: str, error: BaseException) -> None:
+        """One failure to build ``part`` (e.g. ``quality``, ``drift``) of ``model``'s samples."""
+        detail = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        with self._lock:
+            self._counts[model] = self._counts.get(model, 0) + 1
+            self._log.error(
+                f"scrape {model} {part}",
+                "model %r: building its %s samples failed, left out of this scrape: %s",
+                model,
+                part,
+                detail.rstrip(),
+            )
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+
+def isolated_samples(
+    errors: ScrapeErrors,
+    model: str,
+    part: str,
+    families: Mapping[str, Metric],
+    build: Callable[[Mapping[str, Metric]], None],
+) -> None:
+    """Run ``build`` on fresh, empty copies of ``families`` and add what it built to them
+    only if it finished: a failure (recorded in ``errors``) adds nothing."""
+    buffer = {key: _empty_like(family) for key, family in families.items()}
+    try:
+        build(buffer)
+    except Exception as err:  # one model's samples must not fail the scrape
+        errors.record(model, part, err)
+        return
+    for key, family in buffer.items():
+        families[key].samples.extend(family.samples)
+
+
+def _empty_like(family: Metric) -> Metric:
+    """A family of the same class, name, help and label names, without samples."""
+    empty = copy.copy(family)
+    empty.samples = []
+    return empty
+
+
+ExtraCollector = Callable[[EngineSnapshot, ScrapeErrors], Iterable[Metric]]
 
 
 def window_quality(task: str, aggregate: dict[str, Any]) -> dict[str, float]:
@@ -86,6 +162,103 @@ def window_quality(task: str, aggregate: dict[str, Any]) -> dict[str, float]:
     return result
 
 
+def _model_families() -> dict[str, Metric]:
+    """The per-model families, empty, in the order they are yielded."""
+    families: dict[str, Metric] = {
+        "predictions": CounterMetricFamily(
+            "mlmodel_predictions", "Predictions ingested.", labels=["model", "model_version"]
+        ),
+        "outcomes": CounterMetricFamily(
+            "mlmodel_outcomes",
+            "Predictions whose outcome is known.",
+            labels=["model", "model_version"],
+        ),
+        "confusion": CounterMetricFamily(
+            "mlmodel_confusion",
+            "Classification outcomes by actual and predicted class (binary: 1 = positive "
+            "class, 0 = other); sum across exporter shards.",
+            labels=["model", "model_version", "actual", "predicted"],
+        ),
+        "last_prediction": GaugeMetricFamily(
+            "mlmodel_last_prediction_timestamp_seconds",
+            "Event time of the newest prediction (the model's watermark).",
+            labels=["model"],
+        ),
+        "last_outcome": GaugeMetricFamily(
+            "mlmodel_last_outcome_timestamp_seconds",
+            "Time of the newest outcome (its event time if the log gives one, else arrival).",
+            labels=["model"],
+        ),
+        "window_predictions": GaugeMetricFamily(
+            "mlmodel_window_predictions", "Predictions in the window.", labels=WINDOW_LABELS
+        ),
+        "window_outcomes": GaugeMetricFamily(
+            "mlmodel_window_outcomes",
+            "Predictions in the window whose outcome is known.",
+            labels=WINDOW_LABELS,
+        ),
+    }
+    for key, name, text in QUALITY_METRICS:
+        families[key] = GaugeMetricFamily(name, text, labels=WINDOW_LABELS)
+    families["thresholds"] = GaugeMetricFamily(
+        "mlmodel_alert_threshold",
+        "Configured alert thresholds (durations in seconds), for rules and dashboards.",
+        labels=["model", "metric"],
+    )
+    families["pending"] = GaugeMetricFamily(
+        "mlmodel_exporter_pending_outcomes",
+        "Predictions waiting for their outcome.",
+        labels=["model"],
+    )
+    families["waiting"] = GaugeMetricFamily(
+        "mlmodel_exporter_waiting_outcomes",
+        "Outcomes read before their prediction, waiting for it.",
+        labels=["model"],
+    )
+    families["expired"] = CounterMetricFamily(
+        "mlmodel_exporter_expired_predictions",
+        "Predictions dropped unjoined after max_delay or max_pending.",
+        labels=["model"],
+    )
+    families["unmatched"] = CounterMetricFamily(
+        "mlmodel_exporter_unmatched_outcomes",
+        "Outcomes dropped without their prediction after max_delay or max_pending.",
+        labels=["model"],
+    )
+    return families
+
+
+def _add_model_samples(families: Mapping[str, Metric], model: ModelSnapshot) -> None:
+    """Every per-model sample of one model, added to ``families`` (`_model_families`)."""
+    name = model.model.name
+    for version, count in sorted(model.predictions_total.items()):
+        families["predictions"].add_metric([name, version], count)
+        families["outcomes"].add_metric([name, version], model.outcomes_total.get(version, 0))
+    for (version, actual, predicted), count in sorted(model.confusion_total.items()):
+        families["confusion"].add_metric([name, version, actual, predicted], count)
+    if model.watermark is not None:
+        families["last_prediction"].add_metric([name], model.watermark)
+    if model.last_outcome_timestamp is not None:
+        families["last_outcome"].add_metric([name], model.last_outcome_timestamp)
+    for window in model.windows:
+        for version, aggregate in sorted(window.quality.items()):
+            labels = [name, version, window.window.name]
+            n_predictions = int(aggregate.get("predictions", 0))
+            n_outcomes = int(aggregate.get("outcomes", 0))
+            if n_predictions == 0 and n_outcomes == 0:
+                continue
+            families["window_predictions"].add_metric(labels, n_predictions)
+            families["window_outcomes"].add_metric(labels, n_outcomes)
+            for key, value in window_quality(model.model.task, aggregate).items():
+                families[key].add_metric(labels, value)
+    for metric, value in sorted(model.model.thresholds.items()):
+        families["thresholds"].add_metric([name, metric], value)
+    families["pending"].add_metric([name], model.pending)
+    families["waiting"].add_metric([name], model.waiting_outcomes)
+    families["expired"].add_metric([name], model.expired_total)
+    families["unmatched"].add_metric([name], model.unmatched_total)
+
+
 class ExporterCollector(Collector):
     """Yields every ``mlmodel_*`` family from a fresh engine snapshot on each scrape."""
 
@@ -93,9 +266,12 @@ class ExporterCollector(Collector):
         self,
         snapshot: Callable[[], EngineSnapshot],
         extra: Iterable[ExtraCollector] = (),
+        *,
+        errors: ScrapeErrors | None = None,
     ) -> None:
         self._snapshot = snapshot
         self._extra = tuple(extra)
+        self.errors = errors if errors is not None else ScrapeErrors()
 
     def describe(self) -> list[Metric]:
         return []  # families depend on config and data; no checks at registration
@@ -104,104 +280,37 @@ class ExporterCollector(Collector):
         snap = self._snapshot()
         yield from self._model_metrics(snap.models)
         for extra in self._extra:
-            yield from extra(snap)
+            yield from extra(snap, self.errors)
+        yield self._scrape_errors(snap.models)
         yield from self._source_metrics(snap)
 
     # --- per model -------------------------------------------------------------
     def _model_metrics(self, models: tuple[ModelSnapshot, ...]) -> Iterator[Metric]:
-        predictions = CounterMetricFamily(
-            "mlmodel_predictions", "Predictions ingested.", labels=["model", "model_version"]
-        )
-        outcomes = CounterMetricFamily(
-            "mlmodel_outcomes",
-            "Predictions whose outcome is known.",
-            labels=["model", "model_version"],
-        )
-        confusion = CounterMetricFamily(
-            "mlmodel_confusion",
-            "Classification outcomes by actual and predicted class (binary: 1 = positive "
-            "class, 0 = other); sum across exporter shards.",
-            labels=["model", "model_version", "actual", "predicted"],
-        )
-        last_prediction = GaugeMetricFamily(
-            "mlmodel_last_prediction_timestamp_seconds",
-            "Event time of the newest prediction (the model's watermark).",
-            labels=["model"],
-        )
-        last_outcome = GaugeMetricFamily(
-            "mlmodel_last_outcome_timestamp_seconds",
-            "Time of the newest outcome (its event time if the log gives one, else arrival).",
-            labels=["model"],
-        )
-        window_predictions = GaugeMetricFamily(
-            "mlmodel_window_predictions", "Predictions in the window.", labels=WINDOW_LABELS
-        )
-        window_outcomes = GaugeMetricFamily(
-            "mlmodel_window_outcomes",
-            "Predictions in the window whose outcome is known.",
-            labels=WINDOW_LABELS,
-        )
-        figures = {
-            key: GaugeMetricFamily(name, text, labels=WINDOW_LABELS)
-            for key, name, text in QUALITY_METRICS
-        }
-        thresholds = GaugeMetricFamily(
-            "mlmodel_alert_threshold",
-            "Configured alert thresholds (durations in seconds), for rules and dashboards.",
-            labels=["model", "metric"],
-        )
-        pending = GaugeMetricFamily(
-            "mlmodel_exporter_pending_outcomes",
-            "Predictions waiting for their outcome.",
-            labels=["model"],
-        )
-        waiting = GaugeMetricFamily(
-            "mlmodel_exporter_waiting_outcomes",
-            "Outcomes read before their prediction, waiting for it.",
-            labels=["model"],
-        )
-        expired = CounterMetricFamily(
-            "mlmodel_exporter_expired_predictions",
-            "Predictions dropped unjoined after max_delay or max_pending.",
-            labels=["model"],
-        )
-        unmatched = CounterMetricFamily(
-            "mlmodel_exporter_unmatched_outcomes",
-            "Outcomes dropped without their prediction after max_delay or max_pending.",
-            labels=["model"],
-        )
+        families = _model_families()
         for model in models:
-            name = model.model.name
-            for version, count in sorted(model.predictions_total.items()):
-                predictions.add_metric([name, version], count)
-                outcomes.add_metric([name, version], model.outcomes_total.get(version, 0))
-            for (version, actual, predicted), count in sorted(model.confusion_total.items()):
-                confusion.add_metric([name, version, actual, predicted], count)
-            if model.watermark is not None:
-                last_prediction.add_metric([name], model.watermark)
-            if model.last_outcome_timestamp is not None:
-                last_outcome.add_metric([name], model.last_outcome_timestamp)
-            for window in model.windows:
-                for version, aggregate in sorted(window.quality.items()):
-                    labels = [name, version, window.window.name]
-                    n_predictions = int(aggregate.get("predictions", 0))
-                    n_outcomes = int(aggregate.get("outcomes", 0))
-                    if n_predictions == 0 and n_outcomes == 0:
-                        continue
-                    window_predictions.add_metric(labels, n_predictions)
-                    window_outcomes.add_metric(labels, n_outcomes)
-                    for key, value in window_quality(model.model.task, aggregate).items():
-                        figures[key].add_metric(labels, value)
-            for metric, value in sorted(model.model.thresholds.items()):
-                thresholds.add_metric([name, metric], value)
-            pending.add_metric([name], model.pending)
-            waiting.add_metric([name], model.waiting_outcomes)
-            expired.add_metric([name], model.expired_total)
-            unmatched.add_metric([name], model.unmatched_total)
-        yield from (predictions, outcomes, confusion, last_prediction, last_outcome)
-        yield from (window_predictions, window_outcomes)
-        yield from figures.values()
-        yield from (thresholds, pending, waiting, expired, unmatched)
+            isolated_samples(
+                self.errors,
+                model.model.name,
+                "quality",
+                families,
+                functools.partial(_add_model_samples, model=model),
+            )
+        yield from families.values()
+
+    def _scrape_errors(self, models: tuple[ModelSnapshot, ...]) -> Metric:
+        """Failures so far, by model: every configured model (0 until one fails), and any
+        other that failed."""
+        errors = CounterMetricFamily(
+            "mlmodel_exporter_scrape_errors",
+            "Times building a model's samples failed; each time the model's samples (of "
+            "that part: quality or drift) were left out of the scrape.",
+            labels=["model"],
+        )
+        counts = dict.fromkeys((model.model.name for model in models), 0)
+        counts.update(self.errors.counts())
+        for name, count in sorted(counts.items()):
+            errors.add_metric([name], count)
+        return errors
 
     # --- exporter itself -----------------------------------------------------------
     def _source_metrics(self, snap: EngineSnapshot) -> Iterator[Metric]:

@@ -1387,109 +1387,135 @@ class MonitorCollector:
         mlmodel_multivariate_drifted{model,window}
 
     A window without rows yields nothing; drift needs ``drift.min_rows`` binned rows.
+    Each model's samples are built apart (`exporter.collector.isolated_samples`): a model
+    whose samples raise is left out of the scrape and the failure goes to ``errors`` (the
+    `exporter.collector.ScrapeErrors` of the ExporterCollector; called alone, one of its
+    own), which logs and counts it; the other models' samples are all there.
     """
 
     def __init__(self, monitors: Mapping[str, Monitor]) -> None:
         self._monitors = dict(monitors)
+        self._errors: Any = None  # ScrapeErrors of the calls given none, made at the first
 
-    def __call__(self, snapshot: Any) -> Iterator[Metric]:
-        quality = {
+    def __call__(self, snapshot: Any, errors: Any = None) -> Iterator[Metric]:
+        # local to the collector part of this module (a top-level import has no cycle either)
+        from exporter.collector import ScrapeErrors, isolated_samples  # noqa: PLC0415
+
+        if errors is None:
+            if self._errors is None:
+                self._errors = ScrapeErrors()
+            errors = self._errors
+        families = self._families()
+        for model in snapshot.models:
+            monitor = self._monitors.get(model.model.name)
+            if monitor is None:
+                continue
+            isolated_samples(
+                errors,
+                model.model.name,
+                "drift",
+                families,
+                functools.partial(self._add_model_samples, model=model, monitor=monitor),
+            )
+        yield from families.values()
+
+    @staticmethod
+    def _families() -> dict[str, Metric]:
+        """Every family, empty, in the order they are yielded."""
+        families: dict[str, Metric] = {
             key: GaugeMetricFamily(name, text, labels=FEATURE_LABELS)
             for key, name, text in QUALITY_FAMILIES
         }
-        score = GaugeMetricFamily(
+        families["score"] = GaugeMetricFamily(
             "mlmodel_feature_drift_score",
             "Drift of the feature in the window from the reference, by method: psi, ks "
             "(statistic), wasserstein (divided by the reference std), jensenshannon "
             "(distance), chisquare (two-sample statistic, reference vs window counts).",
             labels=[*FEATURE_LABELS, "method"],
         )
-        pvalue = GaugeMetricFamily(
+        families["pvalue"] = GaugeMetricFamily(
             "mlmodel_feature_drift_pvalue",
             "P-value of the feature's drift test (ks, chisquare); small means drifted.",
             labels=[*FEATURE_LABELS, "method"],
         )
-        drifted = GaugeMetricFamily(
+        families["drifted"] = GaugeMetricFamily(
             "mlmodel_feature_drifted",
             "1 if the configured drift test (drift.method and its threshold) flags the "
             "feature in the window, else 0.",
             labels=FEATURE_LABELS,
         )
-        ratio = GaugeMetricFamily(
+        families["ratio"] = GaugeMetricFamily(
             "mlmodel_drifted_features_ratio",
             "Share of the features with a drift test in the window (enough rows) that drifted.",
             labels=["model", "window"],
         )
-        prediction_score = GaugeMetricFamily(
+        families["prediction_score"] = GaugeMetricFamily(
             "mlmodel_prediction_drift_score",
             "Drift of the model's output (score, value or class) in the window from the "
             "reference predictions, by method.",
             labels=["model", "window", "method"],
         )
-        prediction_drifted = GaugeMetricFamily(
+        families["prediction_drifted"] = GaugeMetricFamily(
             "mlmodel_prediction_drifted",
             "1 if the configured drift test (the method label) flags the model's output in "
             "the window, else 0.",
             labels=["model", "window", "method"],
         )
-        outcome_score = GaugeMetricFamily(
+        families["outcome_score"] = GaugeMetricFamily(
             "mlmodel_outcome_drift_score",
             "Drift of the actual outcomes (label drift) in the window from the reference "
             "outcomes, by method.",
             labels=["model", "window", "method"],
         )
-        reconstruction = GaugeMetricFamily(
+        families["reconstruction"] = GaugeMetricFamily(
             "mlmodel_reconstruction_error",
             "Mean squared error of the window's rows (standardized numeric features) "
             "reconstructed through a PCA fitted on the reference; rises when the relations "
             "between features change.",
             labels=["model", "window"],
         )
-        multivariate = GaugeMetricFamily(
+        families["multivariate"] = GaugeMetricFamily(
             "mlmodel_multivariate_drifted",
             "1 if the window's mean reconstruction error exceeds the reference's mean + 3 std.",
             labels=["model", "window"],
         )
-        for model in snapshot.models:
-            name = model.model.name
-            monitor = self._monitors.get(name)
-            if monitor is None:
+        return families
+
+    @staticmethod
+    def _add_model_samples(families: Mapping[str, Metric], model: Any, monitor: Monitor) -> None:
+        """Every sample of one model (a `ModelSnapshot`), added to ``families``."""
+        name = model.model.name
+        for window in model.windows:
+            report = monitor.window_report(window.features)
+            if report is None:
                 continue
-            for window in model.windows:
-                report = monitor.window_report(window.features)
-                if report is None:
+            where = window.window.name
+            for feature in report.features:
+                labels = [name, feature.name, where]
+                for key, value in feature.quality.items():
+                    families[key].add_metric(labels, value)
+                result = feature.drift
+                if result is None:
                     continue
-                where = window.window.name
-                for feature in report.features:
-                    labels = [name, feature.name, where]
-                    for key, value in feature.quality.items():
-                        quality[key].add_metric(labels, value)
-                    result = feature.drift
-                    if result is None:
-                        continue
-                    for method, value in sorted(feature.scores.items()):
-                        score.add_metric([*labels, method], value)
-                    for method, value in sorted(result.pvalues.items()):
-                        pvalue.add_metric([*labels, method], value)
-                    drifted.add_metric(labels, int(result.drifted))
-                if report.drifted_features_ratio is not None:
-                    ratio.add_metric([name, where], report.drifted_features_ratio)
-                if report.prediction is not None:
-                    for method, value in sorted(report.prediction_scores.items()):
-                        prediction_score.add_metric([name, where, method], value)
-                    prediction_drifted.add_metric(
-                        [name, where, report.prediction.method], int(report.prediction.drifted)
-                    )
-                if report.outcome is not None:
-                    for method, value in sorted(report.outcome_scores.items()):
-                        outcome_score.add_metric([name, where, method], value)
-                if report.multivariate is not None:
-                    reconstruction.add_metric([name, where], report.multivariate.error)
-                    multivariate.add_metric([name, where], int(report.multivariate.drifted))
-        yield from quality.values()
-        yield from (score, pvalue, drifted, ratio)
-        yield from (prediction_score, prediction_drifted, outcome_score)
-        yield from (reconstruction, multivariate)
+                for method, value in sorted(feature.scores.items()):
+                    families["score"].add_metric([*labels, method], value)
+                for method, value in sorted(result.pvalues.items()):
+                    families["pvalue"].add_metric([*labels, method], value)
+                families["drifted"].add_metric(labels, int(result.drifted))
+            if report.drifted_features_ratio is not None:
+                families["ratio"].add_metric([name, where], report.drifted_features_ratio)
+            if report.prediction is not None:
+                for method, value in sorted(report.prediction_scores.items()):
+                    families["prediction_score"].add_metric([name, where, method], value)
+                families["prediction_drifted"].add_metric(
+                    [name, where, report.prediction.method], int(report.prediction.drifted)
+                )
+            if report.outcome is not None:
+                for method, value in sorted(report.outcome_scores.items()):
+                    families["outcome_score"].add_metric([name, where, method], value)
+            if report.multivariate is not None:
+                families["reconstruction"].add_metric([name, where], report.multivariate.error)
+                families["multivariate"].add_metric([name, where], int(report.multivariate.drifted))
 
 
 MonitorFactory = Callable[[ModelConfig], Monitor | None]
