@@ -17,12 +17,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from threadpoolctl import threadpool_limits
 
-from exporter.checkpoint import load_checkpoint, save_checkpoint
+from exporter.checkpoint import checkpoint_not_understood, load_checkpoint, save_checkpoint
 from exporter.config import Config, ModelConfig, SourceConfig
 from exporter.model_state import FeatureMonitor, ModelSnapshot, ModelState
 from exporter.parse import ParsedRows, RowSchema, parse_csv, parse_jsonl
@@ -210,8 +211,9 @@ class Engine:
         self._last_progress = monotonic()
         self._last_checkpoint_wall: float | None = None
         restored = load_checkpoint(config.state_dir) if checkpoints else None
-        saved_models = (restored or {}).get("models", {})
-        saved_sources = (restored or {}).get("sources", {})
+        with _applying_checkpoint(config, "its state"):
+            saved_models = dict((restored or {}).get("models", {}))
+            saved_sources = dict((restored or {}).get("sources", {}))
         self.models: dict[str, ModelState] = {}
         self.sources: list[_Source] = []
         self._max_open = descriptor_share(sum(1 + (m.outcomes is not None) for m in config.models))
@@ -226,10 +228,11 @@ class Engine:
             )
             saved = saved_models.get(model.name)
             fingerprint = model_fingerprint(model, monitor)
-            usable = saved is not None and saved.get("fingerprint") == fingerprint
-            if usable:
-                state.restore(saved["state"])
-            elif saved is not None:
+            with _applying_checkpoint(config, f"model {model.name}"):
+                usable = saved is not None and saved.get("fingerprint") == fingerprint
+                if usable:
+                    state.restore(saved["state"])
+            if saved is not None and not usable:
                 log.warning(
                     "model %s: configuration changed since the last checkpoint; "
                     "re-reading its logs from the start",
@@ -244,17 +247,25 @@ class Engine:
                 key = f"{model.name}/{kind}"
                 saved_source = saved_sources.get(key) if usable else None
                 counters = SourceCounters()
+                tailer_state = None
                 if saved_source is not None:
-                    counters = SourceCounters(saved_source["lines"], dict(saved_source["rejected"]))
-                tailer = tailer_factory(
-                    source.path,
-                    fmt=source.format,
-                    base_dir=config.base_dir,
-                    max_line_bytes=config.max_line_bytes,
-                    state=saved_source["tailer"] if saved_source else None,
-                    on_event=self._tailer_event(key),
-                    max_open=self._max_open,
-                )
+                    with _applying_checkpoint(config, f"source {key}"):
+                        counters = SourceCounters(
+                            int(saved_source["lines"]),
+                            {str(k): int(v) for k, v in saved_source["rejected"].items()},
+                        )
+                        tailer_state = dict(saved_source["tailer"])
+                restoring = tailer_state is not None
+                with _applying_checkpoint(config, f"source {key}") if restoring else nullcontext():
+                    tailer = tailer_factory(
+                        source.path,
+                        fmt=source.format,
+                        base_dir=config.base_dir,
+                        max_line_bytes=config.max_line_bytes,
+                        state=tailer_state,
+                        on_event=self._tailer_event(key),
+                        max_open=self._max_open,
+                    )
                 self.sources.append(
                     _Source(key, source.path, kind, state, source, schema, tailer, counters)
                 )
@@ -515,6 +526,17 @@ class Engine:
         if self._parse_ahead is not None:
             self._parse_ahead.shutdown(wait=True)
         return written
+
+
+@contextmanager
+def _applying_checkpoint(config: Config, part: str) -> Iterator[None]:
+    """An error while ``part`` of the checkpoint is applied is the checkpoint's: a
+    CheckpointError (exit 2) that names the file, not a traceback."""
+    try:
+        yield
+    except Exception as err:
+        problem = f"{part} cannot be applied ({type(err).__name__}: {err})"
+        raise checkpoint_not_understood(config.state_dir, problem) from None
 
 
 def descriptor_share(sources: int) -> int:

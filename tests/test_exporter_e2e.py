@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from support import fetch, require_binary, select, value, wait_for
 
+from exporter.checkpoint import FILE_NAME
+
 COURSE_LOG = (
     "timestamp,prediction,actual\n"
     "2024-06-01 12:00,0.8,1\n"
@@ -126,7 +128,7 @@ def test_sigterm_checkpoints_and_restart_counts_nothing_twice(
         what="ingest",
     )
     assert first.stop() == 0
-    assert (tmp_path / "state" / "checkpoint.pickle").is_file()
+    assert (tmp_path / "state" / FILE_NAME).is_file()
     with log.open("a") as handle:
         handle.write("2024-06-01 15:00,0.1,0\n")
     second = start_exporter(config)
