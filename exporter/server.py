@@ -4,27 +4,81 @@
 
     tls_server_config: {cert_file: server.crt, key_file: server.key}
     basic_auth_users: {prometheus: $2y$10$...}      # bcrypt hashes (pip install bcrypt)
+
+The server stays responsive whatever its clients do (limits in `HTTPLimits`):
+
+- The listening socket is plain TCP: the accept loop only accepts. Each connection gets a
+  worker thread, which runs the TLS handshake under a deadline, then reads requests.
+- At most ``max_connections`` connections at once; one more is answered 503 on plain
+  HTTP, or closed on TLS, at once, from the accept loop.
+- Every read and write has a deadline, not a per-recv timeout: a request's head (request
+  line and headers) must arrive within ``request_header_timeout_seconds`` however slowly
+  it drips, a kept-alive connection may idle ``keepalive_idle_timeout_seconds``, and a
+  response must be written within ``response_write_timeout_seconds``.
+- The head is read within ``max_request_line_bytes`` (414 above), ``max_header_bytes`` and
+  ``max_header_count`` (431 above).
+- Basic auth: see `exporter.http_auth` (cache, constant cost, rate limit, 400 on garbage).
+- What was refused, and when the certificate expires, is exported on /metrics (the server
+  registers its own collector on the registry it serves).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
+import contextlib
 import html
+import io
+import logging
+import math
+import socket
 import ssl
+import sys
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import yaml
 from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 
 from exporter import __version__
 from exporter.config import ConfigError
+from exporter.http_auth import BCRYPT_HASH, AuthLimits, BasicAuth, Verdict
+from exporter.http_tls import check_certificate_expiry, server_context
+from exporter.ratelimit import RateLimitedLog
+
+log = logging.getLogger("ml_model_exporter.http")
+
+REFUSAL_REASONS = (
+    "connection_limit",  # over max_connections: 503 (plain HTTP) or closed (TLS)
+    "tls_handshake",  # failed or past its deadline
+    "timeout",  # a request's head not read in time
+    "request_too_large",  # 414 or 431
+    "auth_missing",  # 401: no credentials, or another scheme than Basic
+    "auth_malformed",  # 400: Authorization header that is not Basic base64(user:password)
+    "auth_wrong",  # 401: unknown user or wrong password
+    "auth_throttled",  # 429: too many failures from the client, or from everyone
+)
+
+
+@dataclass(frozen=True)
+class HTTPLimits:
+    """Every limit of the HTTP server, with its unit (README, "Security")."""
+
+    max_connections: int = 256
+    tls_handshake_timeout_seconds: float = 10.0
+    request_header_timeout_seconds: float = 10.0
+    keepalive_idle_timeout_seconds: float = 60.0
+    response_write_timeout_seconds: float = 30.0
+    max_request_line_bytes: int = 8192
+    max_header_bytes: int = 16384
+    max_header_count: int = 100
+    certificate_warning_days: float = 7.0
+    auth: AuthLimits = field(default_factory=AuthLimits)
 
 
 @dataclass(frozen=True)
@@ -64,8 +118,8 @@ def load_web_config(path: Path) -> WebConfig:
         problems.append("basic_auth_users: expected a mapping of user to bcrypt hash")
         users = {}
     for user, hashed in users.items():
-        if not isinstance(hashed, str) or not hashed.startswith(("$2a$", "$2b$", "$2y$")):
-            problems.append(f"basic_auth_users.{user}: expected a bcrypt hash")
+        if not isinstance(hashed, str) or not BCRYPT_HASH.match(hashed):
+            problems.append(f"basic_auth_users.{user}: expected a bcrypt hash ($2y$10$ + 53)")
     if users:
         try:
             import bcrypt  # noqa: F401, PLC0415 - optional: only basic auth needs it
@@ -73,7 +127,12 @@ def load_web_config(path: Path) -> WebConfig:
             problems.append("basic_auth_users: needs the bcrypt package (pip install bcrypt)")
     if problems:
         raise ConfigError([f"{path}: {p}" for p in problems])
-    return WebConfig(files["cert_file"], files["key_file"], files["client_ca_file"], dict(users))
+    return WebConfig(
+        files["cert_file"],
+        files["key_file"],
+        files["client_ca_file"],
+        {str(user): hashed for user, hashed in users.items()},
+    )
 
 
 def split_listen_address(address: str) -> tuple[str, int]:
@@ -84,18 +143,139 @@ def split_listen_address(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+class _DeadlineStream(io.RawIOBase):
+    """A connection as a file whose reads and writes raise TimeoutError once ``deadline``
+    (time.monotonic) has passed, however the bytes trickle in or out."""
+
+    def __init__(self, connection: socket.socket) -> None:
+        self.connection = connection
+        self.deadline = math.inf
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def _arm(self) -> None:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("deadline passed")
+        self.connection.settimeout(remaining)
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        self._arm()
+        return self.connection.recv_into(buffer)
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        with memoryview(data) as view, view.cast("B") as octets:
+            sent = 0
+            while sent < len(octets):
+                self._arm()
+                sent += self.connection.send(octets[sent:])
+            return sent
+
+
+_BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 21\r\n"
+    b"Retry-After: 1\r\nConnection: close\r\n\r\nToo many connections\n"
+)
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: ExporterHTTPServer
     protocol_version = "HTTP/1.1"
 
+    def version_string(self) -> str:
+        return f"ml-model-exporter/{__version__}"  # not the Python version
+
+    def setup(self) -> None:
+        self.connection = self.request
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.stream = _DeadlineStream(self.connection)
+        self.rfile = io.BufferedReader(self.stream)
+        self.wfile = self.stream  # type: ignore[assignment]
+        self.requests_read = 0
+
+    def finish(self) -> None:
+        pass  # the server shuts the connection down
+
+    def handle_one_request(self) -> None:
+        limits = self.server.limits
+        self.close_connection = True
+        try:
+            if self.requests_read:
+                self.stream.deadline = time.monotonic() + limits.keepalive_idle_timeout_seconds
+                if not self.rfile.peek(1):
+                    return
+            self.stream.deadline = time.monotonic() + limits.request_header_timeout_seconds
+            try:
+                head = self._read_head()
+            except TimeoutError:
+                self.server.refuse("timeout")
+                return
+            if head is None:
+                return
+            self.stream.deadline = time.monotonic() + limits.response_write_timeout_seconds
+            self.raw_requestline = head[0]
+            socket_file, self.rfile = self.rfile, io.BytesIO(b"".join(head[1:]))
+            try:
+                parsed = self.parse_request()  # sets close_connection from the request
+            finally:
+                self.rfile = socket_file
+            if not parsed:
+                return
+            self.requests_read += 1
+            method = getattr(self, f"do_{self.command}", None)
+            if method is None:
+                self.send_error(HTTPStatus.NOT_IMPLEMENTED, f"Unsupported method ({self.command})")
+                return
+            method()
+        except OSError:  # timeouts, resets, TLS errors: this connection is done
+            self.close_connection = True
+
+    def _read_head(self) -> list[bytes] | None:
+        """The request line and header lines (blank line included), within the limits;
+        None when the client went away or was answered 414/431."""
+        limits = self.server.limits
+        line = self.rfile.readline(limits.max_request_line_bytes + 1)
+        if not line:
+            return None
+        if len(line) > limits.max_request_line_bytes:
+            self._refuse_head(HTTPStatus.REQUEST_URI_TOO_LONG)
+            return None
+        head, size = [line], 0
+        while True:
+            line = self.rfile.readline(limits.max_header_bytes - size + 1)
+            if not line:
+                return None
+            head.append(line)
+            if line in (b"\r\n", b"\n"):
+                return head
+            size += len(line)
+            if size > limits.max_header_bytes or len(head) - 1 > limits.max_header_count:
+                self._refuse_head(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE)
+                return None
+
+    def _refuse_head(self, status: HTTPStatus) -> None:
+        self.requestline = self.request_version = self.command = ""
+        self.stream.deadline = time.monotonic() + self.server.limits.response_write_timeout_seconds
+        self.server.refuse("request_too_large")
+        self.send_error(status)
+
     def do_GET(self) -> None:
         if not self._authorized():
-            self._send(401, b"Unauthorized\n", "text/plain", {"WWW-Authenticate": "Basic"})
             return
         path = self.path.split("?", 1)[0]
         if path == "/metrics":
             encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-            self._send(200, encoder(self.server.registry), content_type)
+            try:
+                body = encoder(self.server.registry)
+            except Exception as err:  # a collector's bug must not take the connection down
+                self.server.report_error("metrics", err)
+                self._send(500, b"Internal error while collecting metrics\n", "text/plain")
+                return
+            self._send(200, body, content_type)
         elif path == "/-/healthy":
             self._send(200, b"Healthy\n", "text/plain")
         elif path == "/-/ready":
@@ -111,29 +291,26 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, b"Not found\n", "text/plain")
 
     def _authorized(self) -> bool:
-        users = self.server.web.basic_auth_users
-        if not users:
+        auth = self.server.auth
+        if auth is None:
             return True
-        header = self.headers.get("Authorization", "")
-        if not header.startswith("Basic "):
-            return False
-        try:
-            user, _, password = base64.b64decode(header[6:]).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            return False
-        hashed = users.get(user)
-        if hashed is None:
-            return False
-        cache_key = (user, password)
-        cached = self.server.auth_cache.get(cache_key)
-        if cached is not None:
-            return hmac.compare_digest(cached, hashed)
-        import bcrypt  # noqa: PLC0415 - optional dependency, checked at start-up
-
-        ok = bcrypt.checkpw(password.encode(), hashed.encode())
-        if ok:  # bcrypt is slow by design; remember good pairs only
-            self.server.auth_cache[cache_key] = hashed
-        return ok
+        result = auth.check(self.headers.get("Authorization"), self.client_address[0])
+        if result.verdict is Verdict.OK:
+            return True
+        self.server.refuse(f"auth_{result.verdict.value}")
+        if result.verdict is Verdict.MALFORMED:
+            self._send(
+                400, b"Malformed Authorization header\n", "text/plain", {"Connection": "close"}
+            )
+        elif result.verdict is Verdict.THROTTLED:
+            delay = min(self.server.limits.auth.throttled_delay_seconds, result.retry_after_seconds)
+            time.sleep(delay)  # costs no CPU, and slows a client that loops on failures
+            retry = str(max(1, math.ceil(result.retry_after_seconds - delay)))
+            self._send(429, b"Too many failed logins\n", "text/plain", {"Retry-After": retry})
+        else:
+            challenge = 'Basic realm="ml-model-exporter", charset="UTF-8"'
+            self._send(401, b"Unauthorized\n", "text/plain", {"WWW-Authenticate": challenge})
+        return False
 
     def _send(
         self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
@@ -163,6 +340,7 @@ def _landing_page() -> str:
 class ExporterHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # the accept loop never blocks, but bursts of connects come
 
     def __init__(
         self,
@@ -170,24 +348,35 @@ class ExporterHTTPServer(ThreadingHTTPServer):
         registry: CollectorRegistry,
         is_ready: Callable[[], bool],
         web: WebConfig | None = None,
+        *,
+        limits: HTTPLimits | None = None,
     ) -> None:
-        if ":" in address[0]:
-            import socket  # noqa: PLC0415
-
-            self.address_family = socket.AF_INET6
-        super().__init__(address, _Handler)
         self.registry = registry
         self.is_ready = is_ready
         self.web = web or WebConfig()
-        self.auth_cache: dict[tuple[str, str], str] = {}
+        self.limits = limits or HTTPLimits()
+        self.tls: ssl.SSLContext | None = None
+        self.certificate_expiry: float | None = None
         if self.web.cert_file and self.web.key_file:
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.minimum_version = ssl.TLSVersion.TLSv1_2
-            context.load_cert_chain(self.web.cert_file, self.web.key_file)
-            if self.web.client_ca_file:
-                context.verify_mode = ssl.CERT_REQUIRED
-                context.load_verify_locations(self.web.client_ca_file)
-            self.socket = context.wrap_socket(self.socket, server_side=True)
+            self.tls = server_context(
+                self.web.cert_file, self.web.key_file, self.web.client_ca_file
+            )
+            self.certificate_expiry = check_certificate_expiry(
+                self.web.cert_file, time.time(), self.limits.certificate_warning_days
+            )
+        self.auth = (
+            BasicAuth(self.web.basic_auth_users, self.limits.auth)
+            if self.web.basic_auth_users
+            else None
+        )
+        self._slots = threading.BoundedSemaphore(self.limits.max_connections)
+        self._refused = dict.fromkeys(REFUSAL_REASONS, 0)
+        self._refused_lock = threading.Lock()
+        self._errors = RateLimitedLog(log, time.monotonic)
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, _Handler)
+        registry.register(_ServerCollector(self))
 
     @property
     def port(self) -> int:
@@ -197,3 +386,100 @@ class ExporterHTTPServer(ThreadingHTTPServer):
         thread = threading.Thread(target=self.serve_forever, name="http", daemon=True)
         thread.start()
         return thread
+
+    def refuse(self, reason: str) -> None:
+        with self._refused_lock:
+            self._refused[reason] += 1
+
+    def refused_counts(self) -> dict[str, int]:
+        with self._refused_lock:
+            return dict(self._refused)
+
+    def report_error(self, where: str, err: BaseException) -> None:
+        """One rate-limited line per unexpected error; the traceback at debug level."""
+        frame = err.__traceback__
+        while frame is not None and frame.tb_next is not None:
+            frame = frame.tb_next
+        at = f" at {frame.tb_frame.f_code.co_filename}:{frame.tb_lineno}" if frame else ""
+        self._errors.error(f"http-{where}", "HTTP %s failed: %r%s", where, err, at)
+        log.debug("HTTP %s failed", where, exc_info=err)
+
+    # Runs in the accept loop: never blocks.
+    def process_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
+        if not self._slots.acquire(blocking=False):
+            self.refuse("connection_limit")
+            if self.tls is None:
+                with contextlib.suppress(OSError):
+                    request.setblocking(False)
+                    request.send(_BUSY)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)  # type: ignore[arg-type]
+        except BaseException:
+            self._slots.release()
+            raise
+
+    # Runs in the connection's own thread.
+    def process_request_thread(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
+        connection = request
+        try:
+            if self.tls is not None:
+                request.settimeout(self.limits.tls_handshake_timeout_seconds)
+                connection = self.tls.wrap_socket(
+                    request, server_side=True, do_handshake_on_connect=False
+                )
+                try:
+                    connection.do_handshake()  # the timeout bounds the whole handshake
+                except (OSError, ValueError) as err:
+                    self.refuse("tls_handshake")
+                    log.debug("TLS handshake with %s failed: %s", _host(client_address), err)
+                    return
+            self.finish_request(connection, client_address)  # type: ignore[arg-type]
+        except Exception:
+            self.handle_error(connection, client_address)  # type: ignore[arg-type]
+        finally:
+            self.shutdown_request(connection)
+            self._slots.release()
+
+    def handle_error(self, request: object, client_address: object) -> None:  # type: ignore[override]
+        err = sys.exc_info()[1]
+        if err is None:
+            return
+        if isinstance(err, OSError):  # the client went away or misbehaved
+            log.debug("connection from %s: %s", _host(client_address), err)
+            return
+        self.report_error("request", err)
+
+
+def _host(client_address: object) -> str:
+    return str(client_address[0]) if isinstance(client_address, tuple) else str(client_address)
+
+
+class _ServerCollector:
+    """The HTTP server's own samples::
+
+    # HELP mlmodel_exporter_http_refused_total HTTP connections and requests refused ...
+    # TYPE mlmodel_exporter_http_refused_total counter      {reason}, every reason from 0
+    # HELP mlmodel_exporter_tls_certificate_expiry_timestamp_seconds notAfter of the ...
+    # TYPE mlmodel_exporter_tls_certificate_expiry_timestamp_seconds gauge   (TLS only)
+    """
+
+    def __init__(self, server: ExporterHTTPServer) -> None:
+        self.server = server
+
+    def collect(self) -> Iterator[Metric]:
+        refused = CounterMetricFamily(
+            "mlmodel_exporter_http_refused",
+            "HTTP connections and requests refused, by reason.",
+            labels=["reason"],
+        )
+        for reason, count in self.server.refused_counts().items():
+            refused.add_metric([reason], count)
+        yield refused
+        if self.server.certificate_expiry is not None:
+            yield GaugeMetricFamily(
+                "mlmodel_exporter_tls_certificate_expiry_timestamp_seconds",
+                "notAfter of the served TLS certificate (read at start), in Unix seconds.",
+                value=self.server.certificate_expiry,
+            )
