@@ -154,7 +154,7 @@ def serve(
     registry.register(ExporterCollector(engine.snapshot, extra=[MonitorCollector(monitors)]))
     try:
         server = ExporterHTTPServer((host, port), registry, lambda: engine.ready, web)
-    except OSError as err:
+    except (OSError, OverflowError, ValueError) as err:  # a host with a NUL is a ValueError
         raise ConfigError([f"--web.listen-address: cannot listen on {listen}: {err}"]) from None
     server.start_background()
     log.info(

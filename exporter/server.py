@@ -136,10 +136,13 @@ def load_web_config(path: Path) -> WebConfig:
 
 
 def split_listen_address(address: str) -> tuple[str, int]:
-    """``:9747``, ``0.0.0.0:9747``, ``[::1]:9747`` -> (host, port)."""
+    """``:9747``, ``0.0.0.0:9747``, ``[::1]:9747`` -> (host, port), the port in 0..65535."""
     host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ConfigError([f"--web.listen-address: expected host:port, got {address!r}"])
+    if not sep or not (port.isascii() and port.isdigit()) or len(port) > 5 or int(port) > 65535:
+        shown = address if len(address) <= 60 else address[:60] + "..."
+        raise ConfigError(
+            [f"--web.listen-address: expected host:port with a port 0-65535, got {shown!r}"]
+        )
     return host.strip("[]"), int(port)
 
 
