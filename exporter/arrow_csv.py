@@ -1,20 +1,25 @@
 """Plain CSV bytes to a pandas DataFrame through pyarrow's multi-threaded reader.
 
-Used by `exporter.parse` for the common chunk only: no quote character and the right
-number of fields on every line (the caller checks both). The frame it returns holds
-what ``pandas.read_csv`` would give the rest of the exporter, column by column:
+Used by `exporter.parse` for the common chunk only: no quote character, no lone CR and
+valid UTF-8 (the caller checks these); arrow itself checks every line's field count. The
+frame it returns holds what ``pandas.read_csv`` with the exporter's missing-cell rule
+(``keep_default_na=False``, missing = the empty cell and the model's ``na_values``)
+would give the rest of the exporter, column by column:
 
 * numbers: float64 / int64 / bool numpy columns; a number column with an empty cell is
   float64 with NaN (pandas' rule);
-* text columns (``text``): strings, an empty cell or a pandas NA token missing;
+* text columns (``text``): strings, an empty cell or one of ``na_values`` missing; ``NA``,
+  ``None``, ``null`` are text;
 * ``categories``: pandas categoricals (one string per distinct value);
 * the ``timestamp`` column: float epoch seconds when every value is
   ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (read from the bytes arrow already holds), else text
   for `exporter.timestamps.parse_timestamps`.
 
 It returns None, and the caller uses pandas, whenever the two could differ: a value that
-does not fit a forced type (a word in a numeric feature), invalid UTF-8 in a text
-column, or a column arrow would read as a date or time (pandas keeps those as text).
+does not fit a forced type (a word in a numeric feature), a ``nan`` text that arrow
+reads as a float NaN (pandas keeps it as text, an invalid value, not a missing one), a
+line with the wrong field count, or a column arrow would read as a date or time (pandas
+keeps those as text).
 Those chunks are rare and get the row-by-row rejection logic they need.
 
 Why arrow: it parses numbers about twice as fast per core as pandas' C parser, on every
@@ -31,7 +36,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.pandas_compat  # pandas imports it at the first string column; here, at start
-from pandas._libs.parsers import STR_NA_VALUES
 
 from exporter.timestamps import iso_z_seconds
 
@@ -40,7 +44,6 @@ from exporter.timestamps import iso_z_seconds
 # it (measured at 1M rows: peak RSS 370-395 MB instead of 405-425 MB, and no slower).
 pa.set_memory_pool(pa.system_memory_pool())
 
-_NA_VALUES = sorted(STR_NA_VALUES)
 _PLAIN_TYPES = (pa.types.is_floating, pa.types.is_integer, pa.types.is_boolean)
 
 
@@ -53,8 +56,10 @@ def read_plain_csv(
     text: Collection[str],
     categories: Collection[str],
     timestamp: str | None,
+    na_values: Collection[str] = (),
 ) -> pd.DataFrame | None:
-    """The frame of ``data`` (complete lines, no header) or None (use pandas)."""
+    """The frame of ``data`` (complete lines, no header) or None (use pandas). Missing:
+    the empty cell and the texts in ``na_values``, nothing else."""
     wanted = [name for name in names if usecols is None or name in usecols]
     types: dict[str, pa.DataType] = {}
     for name in wanted:
@@ -72,7 +77,7 @@ def read_plain_csv(
             convert_options=pacsv.ConvertOptions(
                 column_types=types,
                 include_columns=wanted,
-                null_values=_NA_VALUES,
+                null_values=["", *na_values],
                 strings_can_be_null=True,
             ),
         )
@@ -113,8 +118,14 @@ def _column(column: pa.ChunkedArray, *, timestamp: bool) -> object | None:
         if column.null_count:
             if pa.types.is_boolean(kind):
                 return column.to_pandas()  # object with NaN, as pandas reads it
-            return column.to_numpy(zero_copy_only=False).astype(np.float64)
-        return column.to_numpy()
+            values = column.to_numpy(zero_copy_only=False).astype(np.float64)
+        else:
+            values = column.to_numpy()
+        # arrow reads the text "nan" as a float NaN; pandas (without its NA tokens)
+        # keeps it as text, which is an invalid value, not a missing one
+        if pa.types.is_floating(kind) and np.count_nonzero(np.isnan(values)) != column.null_count:
+            return None
+        return values
     return None  # dates, times, timestamps: pandas keeps their text
 
 

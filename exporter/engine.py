@@ -26,7 +26,7 @@ from threadpoolctl import threadpool_limits
 from exporter.checkpoint import checkpoint_not_understood, load_checkpoint, save_checkpoint
 from exporter.config import Config, ModelConfig, SourceConfig
 from exporter.model_state import FeatureMonitor, ModelSnapshot, ModelState
-from exporter.parse import ParsedRows, RowSchema, parse_csv, parse_jsonl
+from exporter.parse import ParsedRows, RowSchema, parse_chunk_safely
 from exporter.ratelimit import RateLimitedLog
 from exporter.readahead import parser_thread, read_ahead
 from exporter.tailer import Chunk, SourceStats, Tailer
@@ -144,9 +144,7 @@ def _text_columns(model: ModelConfig) -> tuple[str, ...]:
 
 
 def parse_chunk(chunk: Chunk, fmt: str, schema: RowSchema) -> ParsedRows:
-    if fmt == "csv":
-        return parse_csv(chunk.header or b"", chunk.data, schema)
-    return parse_jsonl(chunk.data, schema)
+    return parse_chunk_safely(fmt, chunk.header, chunk.data, schema)
 
 
 def model_fingerprint(model: ModelConfig, monitor: FeatureMonitor | None = None) -> str:
@@ -163,6 +161,7 @@ def model_fingerprint(model: ModelConfig, monitor: FeatureMonitor | None = None)
         "windows": [w.seconds for w in model.windows],
         "reference": vars(model.reference) if model.reference else None,
         "drift": {"method": model.drift.method, "bins": model.drift.bins},
+        "na_values": list(model.na_values),
         # the reference file's content and the binning (exporter.monitor.Monitor.fingerprint)
         "monitor": getattr(monitor, "fingerprint", None),
     }

@@ -31,7 +31,7 @@ Pure data and numpy: no I/O, no clock.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,16 +61,86 @@ def _matches(rows: list[tuple[float, int, float]], actual: list[float]) -> Match
     )
 
 
+class _Waiting:
+    """Rows waiting for their partner: id -> its rows (an id may be reused, e.g. a daily
+    request id), each a tuple whose first field is its time. Ids are kept in arrival order
+    of their oldest row, which follows event time closely in a log."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, list[tuple]] = {}
+        self.count = 0
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.rows
+
+    def add(self, key: str, row: tuple) -> None:
+        self.rows.setdefault(key, []).append(row)
+        self.count += 1
+
+    def holds(self, key: str, time: float) -> bool:
+        """Whether a row of this id and this very time waits (the same line twice)."""
+        return any(row[0] == time for row in self.rows.get(key, ()))
+
+    def take(self, key: str, fits: Callable[[tuple], bool]) -> tuple | None:
+        """The first waiting row of this id that ``fits``, removed; None if none does."""
+        found = self.rows.get(key)
+        if not found:
+            return None
+        for position, row in enumerate(found):
+            if fits(row):
+                del found[position]
+                if not found:
+                    del self.rows[key]
+                self.count -= 1
+                return row
+        return None
+
+    def drop_oldest(self, older_than: float = math.inf) -> bool:
+        """Remove the oldest id's first row if its time is before ``older_than``."""
+        if not self.rows:
+            return False
+        key = next(iter(self.rows))
+        found = self.rows[key]
+        if not found[0][0] < older_than:
+            return False
+        del found[0]
+        del self.rows[key]  # what is left of it goes behind: its next row is newer
+        if found:
+            self.rows[key] = found
+        self.count -= 1
+        return True
+
+    def replace(self, change: Callable[[tuple], tuple]) -> None:
+        for found in self.rows.values():
+            found[:] = [change(row) for row in found]
+
+    def flat(self) -> tuple[list[str], list[tuple]]:
+        keys, rows = [], []
+        for key, found in self.rows.items():
+            keys.extend([key] * len(found))
+            rows.extend(found)
+        return keys, rows
+
+
+def _within(delay: float, outcome_time: float, prediction_time: float) -> bool:
+    """Whether an outcome can answer a prediction: stamped no more than max_delay after it
+    (nor before it); an outcome without a time (NaN) can answer any."""
+    return not abs(outcome_time - prediction_time) > delay
+
+
 class EventTimeJoin:
     def __init__(self, max_delay: float, max_pending: int) -> None:
         self.max_delay = max_delay
         self.max_pending = max_pending
-        # id -> (prediction time, version index, prediction value), in arrival order
-        self.predictions: dict[str, tuple[float, int, float]] = {}
-        # id -> (outcome time, actual value), in arrival order
-        self.outcomes: dict[str, tuple[float, float]] = {}
-        # id -> (arrival on the prediction watermark, actual): rows without a timestamp
-        self.untimed_outcomes: dict[str, tuple[float, float]] = {}
+        # id -> [(prediction time, version index, prediction value), ...]
+        self.predictions = _Waiting()
+        # id -> [(outcome time, actual value), ...]
+        self.outcomes = _Waiting()
+        # id -> [(arrival on the prediction watermark, actual), ...]: rows without a time
+        self.untimed_outcomes = _Waiting()
         self.untimed_seen = False  # the outcome log has rows without a timestamp
         self.prediction_time = -math.inf  # the prediction watermark
         self.outcome_time = -math.inf  # the outcome stream's event time
@@ -82,13 +152,23 @@ class EventTimeJoin:
         return len(self.outcomes) + len(self.untimed_outcomes)
 
     # --- the two streams -----------------------------------------------------------
-    def waiting_prediction_ids(self, ids: np.ndarray) -> np.ndarray:
-        """Which of these ids already have a prediction waiting (a duplicate)."""
-        return np.fromiter((i in self.predictions for i in ids), dtype=bool, count=len(ids))
+    def waiting_prediction_rows(self, ids: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
+        """Which of these predictions already wait, same id and same time (a duplicate)."""
+        waiting = self.predictions
+        return np.fromiter(
+            (waiting.holds(i, t) for i, t in zip(ids, timestamps.tolist(), strict=True)),
+            dtype=bool,
+            count=len(ids),
+        )
 
-    def waiting_outcome_ids(self, ids: np.ndarray) -> np.ndarray:
-        timed, untimed = self.outcomes, self.untimed_outcomes
-        return np.fromiter((i in timed or i in untimed for i in ids), dtype=bool, count=len(ids))
+    def waiting_outcome_rows(self, ids: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
+        """Which of these timed outcomes already wait, same id and same time."""
+        waiting = self.outcomes
+        return np.fromiter(
+            (waiting.holds(i, t) for i, t in zip(ids, timestamps.tolist(), strict=True)),
+            dtype=bool,
+            count=len(ids),
+        )
 
     def add_predictions(
         self,
@@ -98,52 +178,48 @@ class EventTimeJoin:
         values: np.ndarray,
         watermark: float,
     ) -> Matches:
-        """Predictions without an outcome in their row (ids unique, none waiting): those
-        whose outcome is waiting are joined and returned; the rest wait."""
+        """Predictions without an outcome in their row: those whose outcome is waiting are
+        joined and returned; the rest wait."""
         rows: list[tuple[float, int, float]] = []
         actual: list[float] = []
         timed, untimed = self.outcomes, self.untimed_outcomes
+        delay = self.max_delay
         for key, ts, version, value in zip(
             ids.tolist(), timestamps.tolist(), versions.tolist(), values.tolist(), strict=True
         ):
-            found = timed.pop(key, None) if timed else None
-            if found is not None:
-                if found[0] - ts > self.max_delay:  # the outcome came too late for it
-                    self.expired_total += 1
-                    self.unmatched_total += 1
-                    continue
-                outcome = found[1]
-            elif untimed and key in untimed:
-                outcome = untimed.pop(key)[1]
-            else:
-                self.predictions[key] = (ts, version, value)
+            found = None
+            if key in timed:
+                found = timed.take(key, lambda row, ts=ts: _within(delay, row[0], ts))
+            if found is None and key in untimed:
+                found = untimed.take(key, lambda row: True)
+            if found is None:
+                self.predictions.add(key, (ts, version, value))
                 continue
             rows.append((ts, version, value))
-            actual.append(outcome)
-        if self.prediction_time == -math.inf and untimed:
+            actual.append(found[1])
+        if self.prediction_time == -math.inf and len(untimed):
             # outcomes read before any prediction: they arrived, as far as we can tell, now
-            self.untimed_outcomes = {k: (watermark, v) for k, (_, v) in untimed.items()}
+            untimed.replace(lambda row: (watermark, row[1]))
         self.prediction_time = max(self.prediction_time, watermark)
         self._expire()
         return _matches(rows, actual)
 
     def add_outcomes(self, ids: np.ndarray, timestamps: np.ndarray, actual: np.ndarray) -> Matches:
-        """Outcomes (ids unique, none waiting; timestamps NaN where the row has none):
-        those whose prediction is waiting are joined and returned; the rest wait."""
+        """Outcomes (timestamps NaN where the row has none): those whose prediction is
+        waiting are joined and returned; the rest wait."""
         rows: list[tuple[float, int, float]] = []
         joined: list[float] = []
         predictions = self.predictions
+        delay = self.max_delay
         for key, ts, value in zip(ids.tolist(), timestamps.tolist(), actual.tolist(), strict=True):
-            found = predictions.pop(key, None) if predictions else None
+            found = None
+            if key in predictions:
+                found = predictions.take(key, lambda row, ts=ts: _within(delay, ts, row[0]))
             if found is None:
                 if math.isfinite(ts):
-                    self.outcomes[key] = (ts, value)
+                    self.outcomes.add(key, (ts, value))
                 else:
-                    self.untimed_outcomes[key] = (self.prediction_time, value)
-                continue
-            if ts - found[0] > self.max_delay:  # NaN (no timestamp) compares False
-                self.expired_total += 1
-                self.unmatched_total += 1
+                    self.untimed_outcomes.add(key, (self.prediction_time, value))
                 continue
             rows.append(found)
             joined.append(value)
@@ -157,23 +233,10 @@ class EventTimeJoin:
 
     def _expire(self) -> None:
         """Drop what the other stream's event time has passed by more than max_delay.
-        Tables are in arrival order, which follows event time closely in a log: the scan
-        stops at the first row still in time."""
-        horizon = self.outcome_time - self.max_delay
-        predictions = self.predictions
-        while predictions:
-            key = next(iter(predictions))
-            if not predictions[key][0] < horizon:
-                break
-            del predictions[key]
+        The scan stops at the first row still in time (arrival order ~ event time)."""
+        while self.predictions.drop_oldest(self.outcome_time - self.max_delay):
             self.expired_total += 1
-        horizon = self.prediction_time - self.max_delay
-        outcomes = self.outcomes
-        while outcomes:
-            key = next(iter(outcomes))
-            if not outcomes[key][0] < horizon:
-                break
-            del outcomes[key]
+        while self.outcomes.drop_oldest(self.prediction_time - self.max_delay):
             self.unmatched_total += 1
 
     def enforce_bounds(self, *, predictions_behind: bool, outcomes_behind: bool) -> None:
@@ -187,44 +250,35 @@ class EventTimeJoin:
         if not outcomes_behind and self.untimed_seen:
             self.outcome_time = max(self.outcome_time, self.prediction_time)
             self._expire()
-        if not predictions_behind and self.untimed_outcomes:
+        if not predictions_behind:
             horizon = self.prediction_time - self.max_delay
-            untimed = self.untimed_outcomes
-            while untimed:
-                key = next(iter(untimed))
-                if not untimed[key][0] < horizon:
-                    break
-                del untimed[key]
+            while self.untimed_outcomes.drop_oldest(horizon):
                 self.unmatched_total += 1
-        predictions = self.predictions
-        while len(predictions) > self.max_pending and not outcomes_behind:
-            del predictions[next(iter(predictions))]
+        while len(self.predictions) > self.max_pending and not outcomes_behind:
+            self.predictions.drop_oldest()
             self.expired_total += 1
         for table in (self.outcomes, self.untimed_outcomes):
             while len(table) > self.max_pending and not predictions_behind:
-                del table[next(iter(table))]
+                table.drop_oldest()
                 self.unmatched_total += 1
 
     # --- versions ------------------------------------------------------------------
     def fold_versions(self, folded: Mapping[int, int]) -> None:
         """Waiting predictions of a version whose label slot was given up move to ``folded[v]``."""
-        for key, (ts, version, value) in list(self.predictions.items()):
-            if version in folded:
-                self.predictions[key] = (ts, folded[version], value)
+        self.predictions.replace(lambda row: (row[0], folded.get(row[1], row[1]), row[2]))
 
     # --- checkpoint ------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
+        prediction_ids, predictions = self.predictions.flat()
+        outcome_ids, outcomes = self.outcomes.flat()
+        untimed_ids, untimed = self.untimed_outcomes.flat()
         return {
-            "prediction_ids": list(self.predictions),
-            "predictions": np.array(list(self.predictions.values()), dtype=np.float64).reshape(
-                -1, 3
-            ),
-            "outcome_ids": list(self.outcomes),
-            "outcomes": np.array(list(self.outcomes.values()), dtype=np.float64).reshape(-1, 2),
-            "untimed_outcome_ids": list(self.untimed_outcomes),
-            "untimed_outcomes": np.array(
-                list(self.untimed_outcomes.values()), dtype=np.float64
-            ).reshape(-1, 2),
+            "prediction_ids": prediction_ids,
+            "predictions": np.array(predictions, dtype=np.float64).reshape(-1, 3),
+            "outcome_ids": outcome_ids,
+            "outcomes": np.array(outcomes, dtype=np.float64).reshape(-1, 2),
+            "untimed_outcome_ids": untimed_ids,
+            "untimed_outcomes": np.array(untimed, dtype=np.float64).reshape(-1, 2),
             "untimed_seen": self.untimed_seen,
             "prediction_time": self.prediction_time,
             "outcome_time": self.outcome_time,
@@ -233,26 +287,27 @@ class EventTimeJoin:
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
-        self.predictions = {
-            key: (float(ts), int(version), float(value))
-            for key, (ts, version, value) in zip(
-                state["prediction_ids"], np.asarray(state["predictions"]).tolist(), strict=True
-            )
-        }
-        self.outcomes = {
-            key: (float(ts), float(value))
-            for key, (ts, value) in zip(
-                state["outcome_ids"], np.asarray(state["outcomes"]).tolist(), strict=True
-            )
-        }
-        self.untimed_outcomes = {
-            key: (float(ts), float(value))
-            for key, (ts, value) in zip(
-                state["untimed_outcome_ids"],
-                np.asarray(state["untimed_outcomes"], dtype=np.float64).reshape(-1, 2).tolist(),
-                strict=True,
-            )
-        }
+        self.predictions = _Waiting()
+        for key, (ts, version, value) in zip(
+            state["prediction_ids"],
+            np.asarray(state["predictions"], dtype=np.float64).reshape(-1, 3).tolist(),
+            strict=True,
+        ):
+            self.predictions.add(key, (ts, int(version), value))
+        self.outcomes = _Waiting()
+        for key, row in zip(
+            state["outcome_ids"],
+            np.asarray(state["outcomes"], dtype=np.float64).reshape(-1, 2).tolist(),
+            strict=True,
+        ):
+            self.outcomes.add(key, tuple(row))
+        self.untimed_outcomes = _Waiting()
+        for key, row in zip(
+            state["untimed_outcome_ids"],
+            np.asarray(state["untimed_outcomes"], dtype=np.float64).reshape(-1, 2).tolist(),
+            strict=True,
+        ):
+            self.untimed_outcomes.add(key, tuple(row))
         self.untimed_seen = bool(state["untimed_seen"])
         self.prediction_time = float(state["prediction_time"])
         self.outcome_time = float(state["outcome_time"])

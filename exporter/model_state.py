@@ -138,8 +138,10 @@ class ModelState:
         ids = None
         if self.model.outcomes is not None and columns.id in frame.columns:
             ids = frame[columns.id].astype(str).to_numpy(dtype=object)
+            # the same id at the same time again is the same line written twice; an id
+            # used again later (a daily request id) is a new prediction
             duplicate = keep & (
-                pd.Series(ids).duplicated().to_numpy() | self.join.waiting_prediction_ids(ids)
+                _repeated(ids, timestamps) | self.join.waiting_prediction_rows(ids, timestamps)
             )
             if duplicate.any():
                 rejected["duplicate"] = int(duplicate.sum())
@@ -215,8 +217,11 @@ class ModelState:
         if ahead.any():
             rejected["timestamp"] = int(ahead.sum())
             keep &= ~ahead
-        duplicate = keep & (
-            pd.Series(ids).duplicated().to_numpy() | self.join.waiting_outcome_ids(ids)
+        timed = np.isfinite(timestamps)
+        duplicate = (
+            keep
+            & timed
+            & (_repeated(ids, timestamps) | self.join.waiting_outcome_rows(ids, timestamps))
         )
         if duplicate.any():
             rejected["duplicate"] = int(duplicate.sum())
@@ -477,18 +482,7 @@ class ModelState:
         for ring in self.rings:
             if ring.window.name in state["rings"]:
                 ring.restore(state["rings"][ring.window.name])
-        if "join" in state:
-            self.join.restore(state["join"])
-        else:  # a checkpoint from before the event-time join: predictions waited alone
-            self.join.predictions = {
-                key: (float(ts), int(version), float(value))
-                for key, (ts, version, value) in zip(
-                    state["pending_ids"], state["pending_values"].tolist(), strict=True
-                )
-            }
-            self.join.prediction_time = self.watermark if self.watermark is not None else -np.inf
-            self.join.expired_total = state["expired_total"]
-            self.join.unmatched_total = state["unmatched_total"]
+        self.join.restore(state["join"])
         if self.monitor is not None and state.get("monitor") is not None:
             self.monitor.restore(state["monitor"])
 
@@ -498,6 +492,11 @@ def _as_number(text: str) -> float | None:
         return float(text)
     except ValueError:
         return None
+
+
+def _repeated(ids: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
+    """Rows whose (id, time) pair came earlier in the same chunk."""
+    return pd.DataFrame({"id": ids, "time": timestamps}).duplicated().to_numpy()
 
 
 def _count_into(counter: dict[int, int], indices: np.ndarray) -> None:

@@ -111,6 +111,7 @@ from exporter.reference import (
     fit_multivariate,
     fit_numeric,
     infer_feature_type,
+    read_reference_csv,
     reconstruction_errors_of_columns,
     reference_from_dict,
     reference_to_dict,
@@ -339,9 +340,9 @@ class Monitor:
         try:
             content = path.read_bytes()
             self._reference_digest = hashlib.sha256(content).hexdigest()
-            header = pd.read_csv(path, nrows=0).columns
-            text = set(self._text_columns()) & {str(c) for c in header}
-            frame = pd.read_csv(path, dtype=dict.fromkeys(text, str) or None, low_memory=False)
+            frame = read_reference_csv(
+                path, text=self._text_columns(), na_values=self.model.na_values
+            )
         except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError) as err:
             message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise ConfigError([f"{key}: unreadable CSV ({message})"]) from None

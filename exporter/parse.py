@@ -1,35 +1,72 @@
-"""Chunks of complete log lines into typed columns, vectorised, rejecting bad rows by reason.
+r"""Chunks of complete log lines into typed columns, vectorised, rejecting bad rows by reason.
 
-The hot path builds no Python object per row for CSV: a chunk without quotes goes to
-pyarrow's reader (`exporter.arrow_csv`), which checks every line's field count and
-declines anything pandas would read differently; then pandas' C parser, after a comma
-count; then the exact path, where line ends, quote state and field counts come from numpy
-over the raw bytes and only the good lines are parsed. Only the columns the model reads
-are converted. Slow paths (invalid UTF-8, a JSON line that does not parse) run only for
-the chunk that needs them.
+One line, one verdict (SPEC 8). A line is the bytes up to and including ``\n`` (bytes
+after the last one count as a line of their own); a ``\r`` right before the ``\n`` is
+part of the line ending, a ``\r`` anywhere else is an ordinary character and ends
+nothing. A *blank* line (nothing, or only ``\r``, before the ``\n``) is not a line at
+all: it is not counted in ``ParsedRows.lines`` and is neither accepted nor rejected.
+Every other line is a row of the frame or is rejected for exactly one reason, so for any
+bytes ``lines == len(frame) + sum(rejected.values())``, and a chunk gives what its lines
+give one by one.
 
-Rejection reasons (SPEC 6): ``parse`` (garbage, wrong column count, not a JSON object),
-``encoding`` (invalid UTF-8), ``timestamp`` (missing or unparseable), ``schema`` (the
-prediction, or an outcome's id/actual, is missing or of the wrong type; a header that
-lacks a required column). ``too_long`` comes from the tailer, ``duplicate`` and ``late``
-from the model state.
+CSV (SPEC 3): RFC 4180 within one line. A quote opens a field only at the field's start,
+a quote inside a quoted field is doubled, and a quoted field ends at a quote followed by
+a comma or the line's end; a quoted field never spans lines. A line that breaks this (an
+unbalanced or misplaced quote) or whose field count differs from the header's is
+rejected alone (``parse``), and the lines after it are read normally. Only an empty cell
+(``,,`` or ``""``) is missing, plus the texts in the model's ``na_values``: ``NA``,
+``None``, ``null``, ``NaN``, ``n/a`` are ordinary text (a numeric feature holding one is
+an invalid value, a numeric prediction holding one is ``schema``).
+
+JSON Lines: each line is one JSON object, or it is rejected (``parse``): ``{..},{..}`` on
+one line is not two rows. ``null`` or an absent key is missing. A timestamp must be text
+or a number (``true``, a list or an object is ``timestamp``); a number too large for a
+float reads as infinite (not finite: ``schema`` for a prediction, invalid for a feature).
+
+Invalid UTF-8 anywhere in a line rejects the line (``encoding``), also in a column nothing
+reads; so does a JSON string with a lone surrogate escape (``"\ud800"``). A BOM starting
+a JSON line is ignored (a file's first line may have one); in a CSV data line it is a
+character of the first cell (the header's is dropped).
+
+The hot path builds no Python object per row for CSV: a chunk without quotes or lone
+``\r`` that is valid UTF-8 goes to pyarrow's reader (`exporter.arrow_csv`), which checks
+every line's field count and declines anything pandas would read differently. Otherwise
+the exact path decides every line from numpy over the raw bytes (line ends, quote
+placement, field counts; UTF-8 only for lines with non-ASCII bytes) and pandas' C parser
+reads just the good lines (and must make one row of each). Only the columns the model
+reads are converted. JSON Lines are parsed in one call when that provably splits them at
+line ends, else line by line.
+
+`parse_chunk_safely` is what the engine calls. It checks each chunk's verdicts against
+its own count of the lines, and should `parse_csv` or `parse_jsonl` raise on some input
+(or miscount), it decides that chunk again in halves down to single lines; a line that
+still fails is rejected (``parse``). Nothing skips a chunk.
+
+Rejection reasons (SPEC 6): ``parse`` (garbage, wrong field count, bad quoting, not one
+JSON object), ``encoding`` (invalid UTF-8, lone surrogate), ``timestamp`` (missing or
+unparseable), ``schema`` (the prediction, or an outcome's id/actual, is missing or of the
+wrong type; a header that lacks a required column). ``too_long`` comes from the tailer,
+``duplicate`` and ``late`` from the model state.
 """
 
 from __future__ import annotations
 
-import csv
 import io
 import json
+import math
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from pandas.api.types import is_numeric_dtype
+from pandas.api.types import infer_dtype, is_numeric_dtype
 
 from exporter.arrow_csv import read_plain_csv
 from exporter.timestamps import parse_timestamps
 
 _NEWLINE, _QUOTE, _COMMA, _CR = 10, 34, 44, 13
+_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True)
@@ -56,7 +93,7 @@ class RowSchema:
 class ParsedRows:
     frame: pd.DataFrame  # the good rows; columns as named in the log
     timestamps: np.ndarray  # float64 epoch seconds per good row (NaN where optional and absent)
-    lines: int  # lines in the chunk, good and bad (blank lines included)
+    lines: int  # lines in the chunk, good and bad (blank lines not counted)
     rejected: dict[str, int] = field(default_factory=dict)
     examples: dict[str, str] = field(default_factory=dict)  # reason -> first why, for the log
 
@@ -71,14 +108,130 @@ def empty_rows(lines: int = 0) -> ParsedRows:
     return ParsedRows(pd.DataFrame(), np.zeros(0), lines)
 
 
+# --- any format --------------------------------------------------------------
+
+
+def parse_chunk_safely(
+    fmt: str, header: bytes | None, data: bytes, schema: RowSchema
+) -> ParsedRows:
+    """`parse_csv` (with the file's ``header``) or `parse_jsonl` of ``data``; never raises.
+
+    Should the parser raise on some input, or give a count that breaks "one line, one
+    verdict", the chunk is decided again in halves down to single lines; a line that still
+    fails is rejected (``parse``). The good lines around it count as usual."""
+
+    def parse(part: bytes) -> ParsedRows:
+        if fmt == "csv":
+            return parse_csv(header or b"", part, schema)
+        return parse_jsonl(part, schema)
+
+    try:
+        return _checked(parse, data)
+    except Exception:  # anything: a bug or a library's limit must not stop the source
+        pass
+    return _parse_in_halves(parse, _physical_lines(data))
+
+
+def _checked(parse: Callable[[bytes], ParsedRows], data: bytes) -> ParsedRows:
+    rows = parse(data)
+    accepted = len(rows.frame)
+    if (
+        rows.lines != _line_count(data)
+        or rows.lines != accepted + sum(rows.rejected.values())
+        or len(rows.timestamps) != accepted
+    ):
+        raise _Miscounted(f"{rows.lines} lines, {accepted} rows, rejected {rows.rejected}")
+    return rows
+
+
+class _Miscounted(RuntimeError):
+    """A parse path gave other than one verdict per line (a bug: the caller recovers)."""
+
+
+def _physical_lines(data: bytes) -> list[bytes]:
+    """``data`` split after each ``\\n`` (a lone ``\\r`` ends nothing)."""
+    lines = data.split(b"\n")
+    last = lines.pop()
+    out = [line + b"\n" for line in lines]
+    if last:
+        out.append(last)
+    return out
+
+
+def _parse_in_halves(parse: Callable[[bytes], ParsedRows], lines: list[bytes]) -> ParsedRows:
+    """The verdicts on ``lines`` (which did not parse together): each half parsed on its
+    own, and a half that fails too is split again; a single line that fails is rejected."""
+    if not lines:
+        return empty_rows()
+    if len(lines) == 1:
+        try:
+            return _checked(parse, lines[0])
+        except Exception as err:  # the last resort: this line alone fails
+            result = empty_rows(_line_count(lines[0]))
+            why = f"unreadable ({type(err).__name__})"
+            result.reject("parse", result.lines, f"{why}: {lines[0][:80]!r}")
+            return result
+    middle = len(lines) // 2
+    parts = []
+    for half in (lines[:middle], lines[middle:]):
+        try:
+            parts.append(_checked(parse, b"".join(half)))
+        except Exception:  # narrowed down in the next halving
+            parts.append(_parse_in_halves(parse, half))
+    return _combined(parts)
+
+
+def _combined(parts: list[ParsedRows]) -> ParsedRows:
+    frames = [part.frame for part in parts if len(part.frame)]
+    if len(frames) > 1:
+        frame = pd.concat(frames, ignore_index=True)
+    else:
+        frame = frames[0] if frames else pd.DataFrame()
+    timestamps = np.concatenate([part.timestamps for part in parts if len(part.frame)] or [[]])
+    result = ParsedRows(frame, timestamps.astype(np.float64), sum(part.lines for part in parts))
+    for part in parts:
+        for reason, count in part.rejected.items():
+            result.reject(reason, count, part.examples.get(reason, ""))
+    return result
+
+
+def _line_bounds(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each line's first byte, the end of its content (before ``\\r\\n`` or ``\\n``) and
+    the position of its ``\\n``; ``arr`` ends in ``\\n``."""
+    ends = np.flatnonzero(arr == _NEWLINE)
+    starts = np.empty_like(ends)
+    starts[:1] = 0
+    starts[1:] = ends[:-1] + 1
+    crlf = (ends > starts) & (arr[ends - 1] == _CR)
+    return starts, ends - crlf, ends
+
+
+def _count_byte(data: bytes, byte: int) -> int:
+    """``data.count(bytes([byte]))``, a few times faster on a chunk (SIMD compare)."""
+    return int(np.count_nonzero(np.frombuffer(data, dtype=np.uint8) == byte))
+
+
+def _line_count(data: bytes) -> int:
+    """Lines in ``data``, blank ones not counted (numpy: a few times faster on a chunk
+    than searching the bytes for blank lines)."""
+    arr = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(arr == _NEWLINE)
+    lengths = np.diff(ends, prepend=-1)  # with the \n
+    blank = (lengths == 1) | ((lengths == 2) & (arr[ends - 1] == _CR))
+    tail = data[ends[-1] + 1 :] if len(ends) else data  # a last line without \n
+    return len(ends) - int(np.count_nonzero(blank)) + int(tail not in (b"", b"\r"))
+
+
 # --- CSV -------------------------------------------------------------------
 
 
 def parse_header(header: bytes) -> list[str]:
     """Column names; a repeated name gets ``.1``, ``.2``, ... as pandas gives it (the first
-    one is the column the model reads)."""
-    text = header.decode("utf-8", errors="replace").lstrip("\ufeff").rstrip("\r")
-    names = [name.strip() for name in next(csv.reader([text]), [])]
+    one is the column the model reads). Whatever the header holds (a BOM, a lone CR,
+    unbalanced quotes, invalid UTF-8), this returns names: rows that then lack a
+    required column are rejected (``schema``)."""
+    text = header.decode("utf-8", errors="replace").lstrip("\ufeff").removesuffix("\r")
+    names = [name.strip() for name in _header_fields(text)]
     seen: dict[str, int] = {}
     unique = []
     for name in names:
@@ -91,23 +244,52 @@ def parse_header(header: bytes) -> list[str]:
     return unique
 
 
+def _header_fields(text: str) -> list[str]:
+    """RFC 4180 fields of one line, read leniently (a header is read whatever it holds):
+    an unterminated quoted field runs to the end, a quote elsewhere is a character."""
+    fields = []
+    i, n = 0, len(text)
+    while True:
+        value = ""
+        if i < n and text[i] == '"':
+            i += 1
+            while True:
+                close = text.find('"', i)
+                if close == -1:
+                    value, i = value + text[i:], n
+                    break
+                value += text[i:close]
+                if text.startswith('"', close + 1):
+                    value, i = value + '"', close + 2
+                    continue
+                i = close + 1
+                break
+        comma = text.find(",", i)
+        end = n if comma == -1 else comma
+        fields.append(value + text[i:end])
+        if comma == -1:
+            return fields
+        i = comma + 1
+
+
 def parse_csv(header: bytes, data: bytes, schema: RowSchema) -> ParsedRows:
     """Parse complete CSV lines (each ending in \\n) that follow ``header``."""
     columns = parse_header(header)
-    lines = _count_byte(data, _NEWLINE)
-    result = empty_rows(lines)
     if not data:
-        return result
+        return empty_rows()
+    if not data.endswith(b"\n"):
+        data += b"\n"
     missing = [c for c in _required_columns(schema) if c not in columns]
     if missing:
+        lines = _line_count(data)
+        result = empty_rows(lines)
         result.reject(
             "schema",
-            lines - _blank_line_count(data),
+            lines,
             f"header has no column {', '.join(repr(c) for c in missing)} (header: {columns})",
         )
         return result
-
-    if b'"' not in data:
+    if _is_plain(data):
         # Fast path: pyarrow checks every line's field count itself and declines (None)
         # any chunk it could read differently from pandas.
         frame = read_plain_csv(
@@ -118,31 +300,133 @@ def parse_csv(header: bytes, data: bytes, schema: RowSchema) -> ParsedRows:
             text=schema.text,
             categories=schema.categories,
             timestamp=schema.timestamp,
+            na_values=schema.na_values,
         )
         if frame is not None:
-            return _validate(frame, schema, result)
-        # Next: exactly (columns - 1) commas per line on average means every line has the
-        # right field count, unless a long line offsets a short one; pandas raises on any
-        # long line, and then the exact per-line check below runs.
-        if _count_byte(data, _COMMA) == (len(columns) - 1) * lines:
-            try:
-                return _validate(_read_csv(data, columns, schema), schema, result)
-            except (pd.errors.ParserError, UnicodeDecodeError):
-                pass
+            # arrow skips blank lines (\n or \r\n only) and checked every other one
+            return _validate(frame, schema, empty_rows(len(frame)))
+    return _parse_csv_lines(data, columns, schema)
 
-    arr = np.frombuffer(data, dtype=np.uint8)
-    good_bytes, bad = _split_rows(arr, len(columns))
-    good_data = data if good_bytes is None else arr[good_bytes].tobytes()
-    if bad:
-        result.reject("parse", bad[0], f"expected {len(columns)} fields: {bad[1]!r}")
-    if not good_data or good_data.isspace():
-        return result
+
+def _is_plain(data: bytes) -> bool:
+    """No quote, no CR but in line endings, valid UTF-8: every reader splits such a
+    chunk into the same lines and fields. Not starting with a BOM either: arrow would
+    drop it (as at a file's start); in a data line it is a character of the first cell."""
+    if b'"' in data or data.startswith(_BOM):
+        return False
+    if b"\r" in data and data.count(b"\r") != data.count(b"\r\n"):
+        return False
+    if data.isascii():
+        return True
     try:
-        good_data.decode("utf-8")
+        data.decode("utf-8")
     except UnicodeDecodeError:
-        good_data = _drop_undecodable_lines(good_data, result)
+        return False
+    return True
+
+
+def _parse_csv_lines(data: bytes, columns: list[str], schema: RowSchema) -> ParsedRows:
+    """The exact path: every line's verdict from its bytes, then pandas on the good ones."""
+    arr = np.frombuffer(data, dtype=np.uint8)
+    starts, stops, ends = _line_bounds(arr)
+    blank = stops == starts
+    result = empty_rows(len(starts) - int(np.count_nonzero(blank)))
+    malformed = _malformed_csv_lines(arr, starts, stops, ends, len(columns)) & ~blank
+    if malformed.any():
+        first = int(np.flatnonzero(malformed)[0])
+        result.reject(
+            "parse",
+            int(np.count_nonzero(malformed)),
+            f"not {len(columns)} RFC 4180 fields: {_line_text(data, starts[first], stops[first])}",
+        )
+    undecodable = _undecodable_lines(data, starts, ends, ~blank & ~malformed, result)
+    good = ~(blank | malformed | undecodable)
+    n_good = int(np.count_nonzero(good))
+    if n_good == 0:
+        return result
+    everything = n_good == len(starts)
+    good_data = data if everything else arr[np.repeat(good, ends - starts + 1)].tobytes()
+    if b"\r" in good_data:
+        # every \r\n ends a line; any other \r is a character (pandas is told only \n ends)
+        good_data = good_data.replace(b"\r\n", b"\n")
+    if good_data.startswith(_BOM):
+        good_data = b"\n" + good_data  # pandas drops a BOM at the start; a blank line first
     frame = _read_csv(good_data, columns, schema)
-    return _validate(frame, schema, result)
+    if len(frame) != n_good:
+        raise _Miscounted(f"pandas read {len(frame)} rows from {n_good} lines")
+    return _validate(_as_read(frame, schema), schema, result)
+
+
+def _malformed_csv_lines(
+    arr: np.ndarray, starts: np.ndarray, stops: np.ndarray, ends: np.ndarray, n_columns: int
+) -> np.ndarray:
+    """Lines whose quoting is not RFC 4180 within the line, or whose field count is not
+    ``n_columns``. Vectorised over the positions of the quotes and commas; a line's
+    commas and quotes are counted by searching for the line ends among them."""
+    n_lines = len(starts)
+    commas = np.flatnonzero(arr == _COMMA)
+    fields = np.diff(np.searchsorted(commas, ends), prepend=0) + 1
+    quotes = np.flatnonzero(arr == _QUOTE)
+    if len(quotes) == 0:
+        return fields != n_columns
+    per_line = np.diff(np.searchsorted(quotes, ends), prepend=0)
+    bad = (per_line & 1).astype(bool)
+    quote_line = np.repeat(np.arange(n_lines), per_line)
+    rank = np.arange(len(quotes)) - (np.cumsum(per_line) - per_line)[quote_line]
+    # The k-th quote of a line opens a field when k is even: it must start the field
+    # (line start, after a comma) or follow the closing quote of a doubled pair. An odd
+    # one closes: a comma, the line's end or the second quote of a pair must follow.
+    follows_quote = np.zeros(len(quotes), dtype=bool)
+    follows_quote[1:] = quotes[1:] - 1 == quotes[:-1]
+    precedes_quote = np.zeros(len(quotes), dtype=bool)
+    precedes_quote[:-1] = follows_quote[1:]
+    opens = (rank & 1) == 0
+    opens_ok = (quotes == starts[quote_line]) | (arr[quotes - 1] == _COMMA) | follows_quote
+    closes_ok = (quotes + 1 == stops[quote_line]) | (arr[quotes + 1] == _COMMA) | precedes_quote
+    bad[quote_line[np.where(opens, ~opens_ok, ~closes_ok)]] = True
+    # commas between an opening quote and the next quote are inside a quoted field (on a
+    # line with an odd quote count the last pair is bogus, but that line is bad anyway)
+    opening = np.flatnonzero(opens[:-1])
+    commas_before = np.searchsorted(commas, quotes)
+    inside = commas_before[opening + 1] - commas_before[opening]
+    fields -= np.bincount(quote_line[opening], weights=inside, minlength=n_lines).astype(np.int64)
+    return bad | (fields != n_columns)
+
+
+def _undecodable_lines(
+    data: bytes,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    candidates: np.ndarray,
+    result: ParsedRows,
+) -> np.ndarray:
+    """Of the ``candidates`` lines, those that are not valid UTF-8 (rejected: ``encoding``)."""
+    bad = np.zeros(len(starts), dtype=bool)
+    if data.isascii():
+        return bad
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    else:
+        return bad
+    example = ""
+    arr = np.frombuffer(data, dtype=np.uint8)
+    for line in np.unique(np.searchsorted(ends, np.flatnonzero(arr >= 0x80))):
+        if not candidates[line]:
+            continue
+        raw = data[starts[line] : ends[line]]
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            bad[line] = True
+            example = example or f"{err.reason} at byte {err.start}: {raw[:80]!r}"
+    result.reject("encoding", int(np.count_nonzero(bad)), example)
+    return bad
+
+
+def _line_text(data: bytes, start: int, stop: int) -> str:
+    return repr(data[start : min(stop, start + 120)].decode("utf-8", errors="replace"))
 
 
 def _numeric_columns(schema: RowSchema) -> tuple[str, ...]:
@@ -152,143 +436,182 @@ def _numeric_columns(schema: RowSchema) -> tuple[str, ...]:
     return (*schema.numeric, *schema.numeric_features)
 
 
-def _count_byte(data: bytes, byte: int) -> int:
-    """``data.count(bytes([byte]))``, a few times faster on a chunk (SIMD compare)."""
-    return int(np.count_nonzero(np.frombuffer(data, dtype=np.uint8) == byte))
-
-
 def _read_csv(data: bytes, columns: list[str], schema: RowSchema) -> pd.DataFrame:
-    text_columns = {name: "str" for name in schema.text if name in columns}
-    text_columns |= {name: "category" for name in schema.categories if name in columns}
+    """pandas' C parser on lines already checked (field counts, quoting, UTF-8, no blank
+    or \\r-ended line): only \\n ends a line, only the empty cell and ``na_values`` are
+    missing. The timestamp is text, as arrow gives it: each value is read for itself
+    (``2020`` is a year whether or not the other lines hold epoch seconds)."""
+    # Categories too are read as text, then made categorical: pandas' own "category" type
+    # would make "007" the number 7 and "3.0" the number 3 (arrow keeps their text).
+    strings = (*schema.text, *schema.categories, schema.timestamp)
+    text_columns = {name: "str" for name in strings if name in columns}
     wanted = None if schema.columns is None else [c for c in columns if c in schema.columns]
-    return pd.read_csv(
+    frame = pd.read_csv(
         io.BytesIO(data),
         header=None,
         names=columns,
         usecols=wanted,
         dtype=text_columns or None,
+        index_col=False,
+        keep_default_na=False,
+        na_values=["", *schema.na_values],
         skip_blank_lines=True,
+        lineterminator="\n",
         encoding="utf-8",
         low_memory=False,
     )
-
-
-def _split_rows(
-    arr: np.ndarray, n_columns: int
-) -> tuple[np.ndarray | None, tuple[int, str] | None]:
-    """Find rows (newlines outside quotes) and their field counts.
-
-    Returns a byte mask of the good rows (None when every row is good) and, if some rows
-    have the wrong number of fields, their count and one example."""
-    is_quote = arr == _QUOTE
-    is_separator = arr == _COMMA
-    if is_quote.any():
-        outside = (np.cumsum(is_quote) & 1) == 0
-        row_ends = np.flatnonzero((arr == _NEWLINE) & outside)
-        is_separator &= outside
-    else:
-        row_ends = np.flatnonzero(arr == _NEWLINE)
-    if len(row_ends) == 0 or row_ends[-1] != len(arr) - 1:
-        # An unbalanced quote swallowed the last newline(s): the tail is one bad row.
-        row_ends = np.append(row_ends, len(arr) - 1)
-        unbalanced_tail = True
-    else:
-        unbalanced_tail = False
-    starts = np.concatenate(([0], row_ends[:-1] + 1))
-    # reduceat sums each row's separators without a chunk-sized int64 cumsum
-    fields = np.add.reduceat(is_separator, starts, dtype=np.int32) + 1
-    lengths = row_ends - starts  # without the newline
-    blank = (lengths == 0) | ((lengths == 1) & (arr[np.maximum(row_ends - 1, 0)] == _CR))
-    good = (fields == n_columns) | blank
-    if unbalanced_tail:
-        good[-1] = False
-    n_bad = int((~good).sum())
-    if n_bad == 0:
-        return None, None
-    first_bad = int(np.flatnonzero(~good)[0])
-    example = arr[starts[first_bad] : min(row_ends[first_bad], starts[first_bad] + 120)]
-    keep = np.repeat(good, lengths + 1)
-    return keep, (n_bad, example.tobytes().decode("utf-8", errors="replace"))
-
-
-def _drop_undecodable_lines(data: bytes, result: ParsedRows) -> bytes:
-    """Slow path for a chunk with invalid UTF-8: drop just the lines that do not decode."""
-    kept = []
-    bad = 0
-    example = ""
-    for line in data.splitlines(keepends=True):
-        try:
-            line.decode("utf-8")
-        except UnicodeDecodeError as err:
-            bad += 1
-            example = example or f"{err.reason} at byte {err.start}: {line[:80]!r}"
-            continue
-        kept.append(line)
-    result.reject("encoding", bad, example)
-    return b"".join(kept)
-
-
-def _blank_line_count(data: bytes) -> int:
-    return data.count(b"\n\n") + data.count(b"\n\r\n") + int(data.startswith((b"\n", b"\r\n")))
+    for name in schema.categories:
+        if name in frame.columns:
+            frame[name] = frame[name].astype("category")
+    return frame
 
 
 # --- JSON Lines ------------------------------------------------------------
 
+_decode_json = json.JSONDecoder().decode
+# "\ud800".."\udfff" escapes: a surrogate, which is text only as half of a valid pair
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+# where one line could hold two objects ("{..},{..}"; a "}" "{" inside a string too)
+_OBJECT_AFTER_OBJECT = re.compile(r"\}[ \t\r]*,[ \t\r]*\{")
+
 
 def parse_jsonl(data: bytes, schema: RowSchema) -> ParsedRows:
-    """Parse complete JSON Lines; a line that is not a JSON object is rejected alone."""
-    lines = data.count(b"\n")
-    result = empty_rows(lines)
-    body = data.strip()
-    if not body:
-        return result
-    records = _fast_json_records(body)
-    if records is None:
-        records = _json_records_one_by_one(data, result)
+    """Parse complete JSON Lines; a line that is not one JSON object is rejected alone."""
+    if data and not data.endswith(b"\n"):
+        data += b"\n"
+    records = _json_records_at_once(data)
+    if records is not None:
+        result = empty_rows(len(records))
+    else:
+        records, result = _json_records_one_by_one(data)
     if not records:
         return result
     frame = pd.DataFrame.from_records(records)
+    if len(frame) != len(records):  # every record is {}: no columns, and no rows
+        frame = pd.DataFrame(index=pd.RangeIndex(len(records)))
+    frame = _as_read(frame, schema)
     for name in schema.text:
         if name in frame.columns:
             frame[name] = _as_text(frame[name])
     return _validate(frame, schema, result)
 
 
-def _fast_json_records(body: bytes) -> list[dict] | None:
+def _json_records_at_once(data: bytes) -> list[dict] | None:
+    """All lines' objects from one ``json`` call, or None (decide line by line).
+
+    The lines are joined with commas into one array. That can read a value across a line
+    end (a string or list split over two lines), but it then yields fewer elements than
+    lines, unless some line holds two objects: a ``}`` then a comma then a ``{`` in one
+    line, which sends the chunk line by line too. So when every element is an object and
+    there are as many as lines, each line was exactly one object."""
     try:
-        records = json.loads(b"[" + body.replace(b"\n", b",") + b"]")
-    except (ValueError, UnicodeDecodeError):
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
         return None
-    if all(type(r) is dict for r in records):
-        return records
-    return None
+    lines = _count_byte(data, _NEWLINE)
+    if (
+        _line_count(data) != lines  # blank lines
+        or "\ufeff" in text
+        or ("\\" in text and _SURROGATE_ESCAPE.search(text))
+        or _OBJECT_AFTER_OBJECT.search(text)
+    ):
+        return None
+    try:
+        records = _decode_json("[" + text[:-1].replace("\n", ",") + "]")
+    except (ValueError, RecursionError):
+        return None
+    if len(records) != lines or not all(type(record) is dict for record in records):
+        return None
+    return records
 
 
-def _json_records_one_by_one(data: bytes, result: ParsedRows) -> list[dict]:
+def _json_records_one_by_one(data: bytes) -> tuple[list[dict], ParsedRows]:
     records = []
-    for line in data.splitlines():
-        if not line.strip():
+    result = empty_rows()
+    for raw in data.split(b"\n")[:-1]:
+        if raw in (b"", b"\r"):
+            continue  # blank: no line
+        result.lines += 1
+        try:
+            line = raw.decode("utf-8").removeprefix("\ufeff")
+        except UnicodeDecodeError as err:
+            result.reject("encoding", 1, f"{err.reason} at byte {err.start}: {raw[:80]!r}")
             continue
         try:
-            record = json.loads(line)
-        except UnicodeDecodeError as err:
-            result.reject("encoding", 1, f"{err.reason}: {line[:80]!r}")
-            continue
-        except ValueError as err:
-            result.reject("parse", 1, f"not JSON ({err}): {line[:80]!r}")
+            record = _decode_json(line)
+        except (ValueError, RecursionError) as err:
+            why = "nested too deeply" if isinstance(err, RecursionError) else err
+            result.reject("parse", 1, f"not JSON ({why}): {raw[:80]!r}")
             continue
         if type(record) is not dict:
-            result.reject("parse", 1, f"not a JSON object: {line[:80]!r}")
+            result.reject("parse", 1, f"not one JSON object: {raw[:80]!r}")
+            continue
+        if "\\" in line and _SURROGATE_ESCAPE.search(line) and _has_lone_surrogate(record):
+            result.reject("encoding", 1, f"a lone surrogate escape is not text: {raw[:80]!r}")
             continue
         records.append(record)
-    return records
+    return records, result
+
+
+def _has_lone_surrogate(record: dict) -> bool:
+    stack: list[object] = [record]
+    while stack:
+        value = stack.pop()
+        if type(value) is str:
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif type(value) is dict:
+            stack.extend(value)
+            stack.extend(value.values())
+        elif type(value) is list:
+            stack.extend(value)
+    return False
+
+
+def _as_read(frame: pd.DataFrame, schema: RowSchema) -> pd.DataFrame:
+    """The values of the columns read as numbers as their cells say, whatever else shares
+    the chunk: ``true`` / ``false`` are text there (pandas reads a column of only those
+    as booleans, i.e. 1 and 0), and an integer too large for a float (401 digits; pandas
+    keeps it as a Python int and raises on it later) is +-inf. Other columns keep their
+    booleans (labels may be ``true``); text columns keep their digits."""
+    numeric = set(_numeric_columns(schema))
+    for name in frame.columns:
+        if name in schema.text or (schema.columns is not None and name not in schema.columns):
+            continue
+        column = frame[name]
+        if name in numeric and pd.api.types.is_bool_dtype(column):
+            frame[name] = column.map(str)
+        elif column.dtype == object:
+            kinds = ("integer", "mixed-integer", "mixed-integer-float", "boolean", "mixed")
+            if infer_dtype(column, skipna=True) in kinds:
+                read = _read_as_number if name in numeric else _read_as_value
+                frame[name] = column.map(read, na_action="ignore")
+    return frame
+
+
+def _read_as_value(value: object) -> object:
+    if type(value) is int and abs(value) >= _FLOAT_MAX_INT:
+        return math.inf if value > 0 else -math.inf
+    return value
+
+
+def _read_as_number(value: object) -> object:
+    return str(value) if isinstance(value, (bool, np.bool_)) else _read_as_value(value)
+
+
+# Larger ints read as +-inf (near 2**1024 float() overflows instead of rounding)
+_FLOAT_MAX_INT = 2**1023
 
 
 def _as_text(column: pd.Series) -> pd.Series:
     """JSON ids and labels may be numbers; compare them as text (1 and "1" are one id)."""
     if is_numeric_dtype(column) and not column.isna().any():
         numbers = column.to_numpy()
-        if np.issubdtype(numbers.dtype, np.integer) or np.all(np.mod(numbers, 1) == 0):
+        if np.issubdtype(numbers.dtype, np.integer):
+            return pd.Series(numbers.astype(str), index=column.index)
+        if np.all(np.abs(numbers) < 2**53) and np.all(np.mod(numbers, 1) == 0):
             return pd.Series(numbers.astype(np.int64).astype(str), index=column.index)
     return column.map(_text_of, na_action="ignore")
 
@@ -322,7 +645,7 @@ def _validate(frame: pd.DataFrame, schema: RowSchema, result: ParsedRows) -> Par
                 result.reject("timestamp", int(bad_ts.sum()), f"unparseable timestamp {first!r}")
                 good &= ~bad_ts
     elif schema.timestamp is not None and schema.timestamp_required:
-        result.reject("schema", n, f"no {schema.timestamp!r} field")
+        result.reject("timestamp", n, f"no {schema.timestamp!r} field")
         good[:] = False
     for name in schema.required:
         if name not in frame.columns:

@@ -1,7 +1,8 @@
 """What the exporter learns once from reference data, to compare live windows against.
 
-A reference is fitted once (from `reference.path` or the first `from_stream` rows) and
-never changes afterwards. Everything a window needs to compute data-quality ratios and
+A reference is fitted once (from `reference.path`, read by `read_reference_csv` with
+the prediction logs' missing-cell rule, or the first `from_stream` rows) and never changes
+afterwards. Everything a window needs to compute data-quality ratios and
 drift statistics is kept here as small arrays, so a window only ever stores counts:
 
 - `NumericReference`: the PSI decile edges and proportions, and a *fine grid* of about
@@ -28,9 +29,10 @@ cross inside a fine bin, and exact outside the reference range. A window therefo
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, fields
 from functools import cached_property
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -48,6 +50,7 @@ __all__ = [
     "fit_multivariate",
     "fit_numeric",
     "infer_feature_type",
+    "read_reference_csv",
     "reconstruction_errors",
     "reconstruction_errors_of_columns",
     "reference_from_dict",
@@ -438,6 +441,25 @@ def fit_categorical(
         counts=np.append(kept["count"].to_numpy(np.int64), folded["count"].sum()).astype(np.int64),
         other_categories=frozenset(folded["name"]),
         n=int(present.size),
+    )
+
+
+def read_reference_csv(
+    path: Path | str, *, text: Collection[str] = (), na_values: Sequence[str] = ()
+) -> pd.DataFrame:
+    """The reference CSV with the cells read as in the prediction logs (SPEC 3): only an
+    empty cell, or one of the model's ``na_values``, is missing; ``NA``, ``None``, ``null``
+    and ``n/a`` are values like any other (a category ``NA`` is a category). The ``text``
+    columns the file has are read as strings, never as numbers. pandas' errors (an
+    unreadable file) are the caller's to report."""
+    header = pd.read_csv(path, nrows=0).columns
+    strings = set(text) & {str(name) for name in header}
+    return pd.read_csv(
+        path,
+        dtype=dict.fromkeys(strings, str) or None,
+        keep_default_na=False,
+        na_values=["", *na_values],
+        low_memory=False,
     )
 
 

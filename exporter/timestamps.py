@@ -1,6 +1,8 @@
 """Log timestamps to float epoch seconds, vectorised.
 
-ISO 8601 with any offset (no zone = UTC) or epoch seconds. The format most loggers write,
+ISO 8601 with any offset (no zone = UTC) or epoch seconds, given as text or as a number;
+anything else (a JSON ``true``, a list, an object, a number too large for a float) is no
+timestamp (NaN). The format most loggers write,
 ``YYYY-MM-DDTHH:MM:SS.ffffffZ``, is decoded from its bytes in a few numpy passes
 (`iso_z_seconds`); anything else goes through ``pd.to_datetime``. Both give the same
 floats (nanoseconds / 1e9).
@@ -16,9 +18,14 @@ _EPOCH = pd.Timestamp(0, tz="UTC")
 
 
 def parse_timestamps(column: pd.Series) -> np.ndarray:
-    """ISO 8601 (any offset; no zone = UTC) or epoch seconds, to float epoch seconds."""
-    if is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+    """ISO 8601 (any offset; no zone = UTC) or epoch seconds, to float epoch seconds; NaN
+    where a value is neither (booleans, lists, objects included)."""
+    if pd.api.types.is_bool_dtype(column):
+        return np.full(len(column), np.nan)  # true is not 1970-01-01T00:00:01Z
+    if is_numeric_dtype(column):
         return column.to_numpy(dtype=np.float64, na_value=np.nan)
+    if column.dtype == object and pd.api.types.infer_dtype(column, skipna=True) != "string":
+        return _mixed_seconds(column)
     seconds = _utc_microsecond_seconds(column)
     if seconds is not None:
         return seconds
@@ -31,6 +38,31 @@ def parse_timestamps(column: pd.Series) -> np.ndarray:
         numbers = pd.to_numeric(column[retry], errors="coerce")
         seconds[retry] = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
     return seconds
+
+
+def _mixed_seconds(column: pd.Series) -> np.ndarray:
+    """A column of mixed values (JSON): numbers are epoch seconds, text is parsed as text,
+    anything else (bool is an int to Python, not a time to us) is NaN."""
+    values = column.to_numpy(dtype=object)
+    seconds = np.fromiter((_epoch_seconds(v) for v in values), dtype=np.float64, count=len(values))
+    text = np.fromiter((isinstance(v, str) for v in values), dtype=bool, count=len(values))
+    if text.any():
+        seconds[text] = parse_timestamps(pd.Series(values[text], dtype=object))
+    return seconds
+
+
+def _epoch_seconds(value: object) -> float:
+    if isinstance(value, (bool, np.bool_)):
+        return np.nan
+    if isinstance(value, (int, np.integer)):
+        return float(value) if abs(value) < _FLOAT_MAX_INT else np.nan
+    if isinstance(value, (float, np.floating)):
+        return float(value)
+    return np.nan
+
+
+# Larger ints are no time (and near 2**1024 float() overflows instead of rounding)
+_FLOAT_MAX_INT = 2**1023
 
 
 def _seconds_since_epoch(parsed: pd.Series) -> np.ndarray:

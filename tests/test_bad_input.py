@@ -136,7 +136,7 @@ def test_late_and_duplicate_rows_are_rejected(tmp_path: Path, start_exporter) ->
         "timestamp,id,prediction\n"
         "2024-06-10T00:00:00Z,a,0.9\n"
         "2024-06-01T00:00:00Z,b,0.9\n"  # 9 days behind the watermark, window 7d: late
-        "2024-06-10T00:01:00Z,a,0.1\n"  # id a is still waiting: duplicate
+        "2024-06-10T00:00:00Z,a,0.1\n"  # id a at the same time, still waiting: duplicate
         "2024-06-10T00:02:00Z,c,0.2\n"
     )
     (tmp_path / "o.jsonl").write_text(

@@ -277,7 +277,8 @@ def test_max_delay_is_the_bound_whichever_row_is_read_first(
     tmp_path: Path, outcome_first: bool, late: int, joined: bool
 ) -> None:
     """An outcome exactly max_delay after its prediction joins; one second more and the
-    prediction counts as expired and the outcome as unmatched, in either read order."""
+    prediction counts as expired, in either read order, and the outcome waits (the id may
+    come again) until the prediction log is max_delay past it: then it is unmatched."""
     predictions = pd.DataFrame({"timestamp": [START], "id": ["a"], "prediction": [0.9]})
     outcomes = pd.DataFrame({"id": ["a"], "actual": [1], "timestamp": [START + late]})
     first, second = ("o", "p") if outcome_first else ("p", "o")
@@ -290,12 +291,22 @@ def test_max_delay_is_the_bound_whichever_row_is_read_first(
                 (tmp_path / "outcomes.csv").write_bytes(outcome_bytes(outcomes))
             engine.step()
         figures = join_figures(scrape(engine))
+        later = pd.DataFrame(
+            {"timestamp": [START + late + 1801], "id": ["b"], "prediction": [0.9]}
+        )
+        with (tmp_path / "predictions.csv").open("ab") as log:
+            log.write(prediction_bytes(later).split(b"\n", 1)[1])
+        engine.step()
+        moved_on = join_figures(scrape(engine))
     finally:
         engine.close()
     assert figures["outcomes"] == (1 if joined else 0)
     assert figures["expired"] == (0 if joined else 1)
-    assert figures["unmatched"] == (0 if joined else 1)
-    assert figures["pending"] == figures["waiting"] == 0
+    assert figures["unmatched"] == 0
+    assert figures["pending"] == 0
+    assert figures["waiting"] == (0 if joined else 1)
+    assert moved_on["unmatched"] == (0 if joined else 1)
+    assert moved_on["waiting"] == 0
 
 
 @pytest.mark.parametrize("chunk_bytes", [64, 8 << 20])
