@@ -291,9 +291,7 @@ def test_max_delay_is_the_bound_whichever_row_is_read_first(
                 (tmp_path / "outcomes.csv").write_bytes(outcome_bytes(outcomes))
             engine.step()
         figures = join_figures(scrape(engine))
-        later = pd.DataFrame(
-            {"timestamp": [START + late + 1801], "id": ["b"], "prediction": [0.9]}
-        )
+        later = pd.DataFrame({"timestamp": [START + late + 1801], "id": ["b"], "prediction": [0.9]})
         with (tmp_path / "predictions.csv").open("ab") as log:
             log.write(prediction_bytes(later).split(b"\n", 1)[1])
         engine.step()
@@ -604,3 +602,51 @@ def test_sigkill_while_reading_a_backlog_and_appends_changes_no_join_figure(
     assert uninterrupted == expected
     assert after_kills == expected
     assert time.monotonic() - started < 60
+
+
+@pytest.mark.parametrize("chunk_bytes", [64, 8 << 20])
+def test_an_id_used_again_the_next_day_joins_replayed_as_live(
+    tmp_path: Path, chunk_bytes: int
+) -> None:
+    """A request id reused once a day (found by the adversarial tester: a replay rejected
+    171,429 of 200,000 predictions as duplicates that live reading accepted): each
+    prediction joins its own outcome whether the logs are replayed or read as written."""
+    days = 5
+    predictions = pd.DataFrame(
+        {
+            "timestamp": [START + day * 86400 + i for day in range(days) for i in range(3)],
+            "id": [f"r{i}" for _ in range(days) for i in range(3)],
+            "prediction": [0.9, 0.2, 0.7] * days,
+        }
+    )
+    outcomes = pd.DataFrame(
+        {
+            "id": predictions["id"],
+            "actual": [1, 0, 0] * days,
+            "timestamp": predictions["timestamp"] + 300,
+        }
+    )
+    replay = tmp_path / "replay"
+    replay.mkdir()
+    write_logs(replay, predictions, outcomes)
+    replayed = join_figures(read_all(replay, chunk_bytes=chunk_bytes, max_delay="1h"))
+
+    live = tmp_path / "live"
+    live.mkdir()
+    write_logs(live, predictions.iloc[:0], outcomes.iloc[:0])
+    engine = make_engine(join_config(live, max_delay="1h"), chunk_bytes=chunk_bytes)
+    try:
+        for row in range(len(predictions)):
+            append(
+                live / "predictions.csv",
+                prediction_bytes(predictions.iloc[[row]]).split(b"\n", 1)[1],
+            )
+            engine.step()
+            append(live / "outcomes.csv", outcome_bytes(outcomes.iloc[[row]]).split(b"\n", 1)[1])
+            engine.step()
+        lived = join_figures(scrape(engine))
+    finally:
+        engine.close()
+    assert replayed == lived
+    assert replayed["outcomes"] == 3 * days
+    assert (replayed["expired"], replayed["unmatched"], replayed["pending"]) == (0, 0, 0)
