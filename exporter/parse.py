@@ -468,7 +468,16 @@ def _read_csv(data: bytes, columns: list[str], schema: RowSchema) -> pd.DataFram
 
 # --- JSON Lines ------------------------------------------------------------
 
-_decode_json = json.JSONDecoder().decode
+
+def _json_int(text: str) -> int | float:
+    """An integer literal; past Python's 4,300-digit conversion limit, the infinity it is
+    as a float (a number too large for a float is infinite, whatever column it is in)."""
+    if len(text) <= 4000:
+        return int(text)
+    return -math.inf if text.startswith("-") else math.inf
+
+
+_decode_json = json.JSONDecoder(parse_int=_json_int).decode
 # "\ud800".."\udfff" escapes: a surrogate, which is text only as half of a valid pair
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 # where one line could hold two objects ("{..},{..}"; a "}" "{" inside a string too)

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 from exporter.arrow_csv import read_plain_csv
-from exporter.parse import ParsedRows, RowSchema, parse_csv, parse_jsonl
+from exporter.parse import ParsedRows, RowSchema, parse_chunk_safely, parse_csv, parse_jsonl
 from exporter.timestamps import iso_z_seconds, parse_timestamps
 
 NAMES = ["timestamp", "id", "age", "plan", "prediction", "actual", "note"]
@@ -383,3 +383,21 @@ def test_a_json_true_timestamp_is_no_timestamp() -> None:
     assert rows.timestamps.tolist() == [1717236000.0]
     only_true = parse_jsonl(lines[0] * 2, BINARY)
     assert _verdicts(only_true) == (2, 0, {"timestamp": 2})
+
+
+def test_a_json_integer_past_python_digit_limit_is_infinite_not_a_parse_error() -> None:
+    """Found by the adversarial tester: 4,301 digits in a key nothing reads rejected the
+    line (`parse`); a number too large for a float is infinite wherever it is."""
+    schema = RowSchema(
+        timestamp="timestamp",
+        required=("prediction",),
+        numeric=("prediction",),
+        numeric_features=("x",),
+    )
+    head = b'{"timestamp":"2024-06-01T12:00:00Z",'
+    unused = head + b'"prediction":0.8,"x":1,"unused":' + b"9" * 4301 + b"}\n"
+    in_prediction = head + b'"prediction":' + b"9" * 10_000 + b"}\n"
+    in_feature = head + b'"prediction":0.5,"x":-' + b"9" * 10_000 + b"}\n"
+    result = parse_chunk_safely("jsonl", None, unused + in_prediction + in_feature, schema)
+    assert (result.lines, len(result.frame), result.rejected) == (3, 2, {"schema": 1})
+    assert result.frame["x"].tolist()[1] == float("-inf")
