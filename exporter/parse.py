@@ -286,7 +286,10 @@ def parse_csv(header: bytes, data: bytes, schema: RowSchema) -> ParsedRows:
         result.reject(
             "schema",
             lines,
-            f"header has no column {', '.join(repr(c) for c in missing)} (header: {columns})",
+            # the first line of a file that is not this log (a wrong path, /etc/shadow)
+            # is not echoed: only how many fields it has
+            f"header has no column {', '.join(repr(c) for c in missing)} "
+            f"(the first line has {len(columns)} field(s); not shown)",
         )
         return result
     if _is_plain(data):

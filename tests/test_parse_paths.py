@@ -401,3 +401,14 @@ def test_a_json_integer_past_python_digit_limit_is_infinite_not_a_parse_error() 
     result = parse_chunk_safely("jsonl", None, unused + in_prediction + in_feature, schema)
     assert (result.lines, len(result.frame), result.rejected) == (3, 2, {"schema": 1})
     assert result.frame["x"].tolist()[1] == float("-inf")
+
+
+def test_a_header_that_is_not_this_log_is_not_echoed() -> None:
+    """A source pointed at a file that is not a prediction log (issue 11: /etc/shadow's
+    first line was logged verbatim): its rows are rejected, its first line never shown."""
+    secret = b"root:$6$saltsalt$hashhashhash:20228:0:99999:7:::"
+    schema = RowSchema(timestamp="timestamp", required=("prediction",))
+    result = parse_csv(secret, b"daemon:*:20228:0:99999:7:::\n", schema)
+    assert result.rejected == {"schema": 1}
+    assert b"root" not in repr(result.examples).encode()
+    assert "hash" not in repr(result.examples)
