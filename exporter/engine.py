@@ -264,6 +264,7 @@ class Engine:
                         state=tailer_state,
                         on_event=self._tailer_event(key),
                         max_open=self._max_open,
+                        exclude_dir=config.state_dir,
                     )
                 self.sources.append(
                     _Source(key, source.path, kind, state, source, schema, tailer, counters)
@@ -350,6 +351,7 @@ class Engine:
                 state=state,
                 on_event=self._tailer_event(source.key),
                 max_open=self._max_open,
+                exclude_dir=self.config.state_dir,
             )
 
     def _files_changed(self, source: _Source) -> bool:

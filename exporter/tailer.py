@@ -213,7 +213,11 @@ class Tailer:
         max_open: int | None = None,
         idle_seconds: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        exclude_dir: Path | None = None,
     ) -> None:
+        # the exporter's own state_dir: a glob reaching it through a symlinked folder (which
+        # the config check cannot see) must not read the checkpoint as a log
+        self._exclude_dir = exclude_dir
         if fmt not in ("csv", "jsonl"):
             raise ValueError(f"fmt must be 'csv' or 'jsonl', not {fmt!r}")
         if max_line_bytes < 1 or chunk_bytes < 1:
@@ -409,7 +413,15 @@ class Tailer:
         keys: dict[tuple[int, int], str] = {}  # of hard links, the first name
         matched: dict[str, tuple[int, int]] = {}
         stats: dict[tuple[int, int], os.stat_result] = {}
+        excluded = self._excluded_folder()
+        folders: dict[str, tuple[int, int] | None] = {}
         for name in names:
+            if excluded is not None:
+                folder = os.path.dirname(name)
+                if folder not in folders:
+                    folders[folder] = _identity(folder)
+                if folders[folder] == excluded:
+                    continue
             try:
                 st = os.stat(name)
             except OSError:
@@ -422,6 +434,9 @@ class Tailer:
                 stats[key] = st
         self._matched, self._stats = matched, stats
         return keys
+
+    def _excluded_folder(self) -> tuple[int, int] | None:
+        return None if self._exclude_dir is None else _identity(str(self._exclude_dir))
 
     def _list_source(self) -> tuple[Collection[str] | None, bool]:
         """The names the source matches (what glob.glob returns), and whether the listing is
@@ -1439,3 +1454,12 @@ def _unhex(value: object) -> bytes | None:
     if not isinstance(value, str):
         raise TypeError(f"expected a hex string, got {value!r}")
     return bytes.fromhex(value)
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """A folder's device and inode (None if it cannot be looked at)."""
+    try:
+        st = os.stat(path or ".")
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)

@@ -304,3 +304,41 @@ def test_out_of_descriptors_is_tried_again_next_poll(
                 os.close(fd)
     assert any("out of file descriptors" in message for _, message in events)
     assert not [kind for kind, _ in events if kind in ("lost", "unreadable", "rotation")]
+
+
+def test_a_glob_reaching_state_dir_through_a_symlinked_folder_never_reads_it(
+    tmp_path: Path,
+) -> None:
+    """Found by the adversarial tester: `lk/*/*` with lk/sub -> state_dir passed the
+    config check (a symlink in a wildcard folder) and read every checkpoint write as a
+    rotation, forever. The engine's tailers skip files in state_dir itself."""
+    from exporter.config import config_from_mapping  # noqa: PLC0415
+    from exporter.engine import Engine  # noqa: PLC0415
+
+    state = tmp_path / "st"
+    state.mkdir()
+    (tmp_path / "lk").mkdir()
+    (tmp_path / "lk" / "sub").symlink_to(state, target_is_directory=True)
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "lk" / "logs").symlink_to(tmp_path / "logs", target_is_directory=True)
+    (tmp_path / "logs" / "p.csv").write_text("timestamp,prediction\n1717200000,0.5\n")
+    config = config_from_mapping(
+        {
+            "state_dir": str(state),
+            "models": [{"name": "m", "task": "binary", "predictions": {"path": "lk/*/*"}}],
+        },
+        base_dir=tmp_path,
+    )
+    ticks = iter(range(0, 10**6, 10))
+    engine = Engine(config, clock=lambda: 1_717_200_100.0, monotonic=lambda: float(next(ticks)))
+    try:
+        for _ in range(5):
+            engine.step()
+            assert engine.maybe_checkpoint(force=True)
+        snapshot = engine.snapshot()
+    finally:
+        engine.close()
+    (source,) = snapshot.sources
+    assert source.lines == 1
+    assert source.stats.rotations == 0
+    assert snapshot.models[0].predictions_total == {"": 1}
