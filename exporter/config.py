@@ -286,6 +286,22 @@ class _BoundedConstructor(yaml.constructor.SafeConstructor):
             )
         return super().construct_yaml_int(node)
 
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        """A key written twice in one mapping is an error (yaml keeps the last one
+        silently; the first was usually meant). Keys brought in by a ``<<`` merge may be
+        overridden, as YAML intends."""
+        seen: set[str] = set()
+        for key, _ in node.value:
+            if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+                continue
+            if key.value in seen:
+                shown = key.value if len(key.value) <= 60 else key.value[:60] + "..."
+                raise yaml.constructor.ConstructorError(
+                    None, None, f'duplicate key "{shown}"', key.start_mark
+                )
+            seen.add(key.value)
+        return super().construct_mapping(node, deep=deep)
+
 
 _BoundedConstructor.add_constructor("tag:yaml.org,2002:int", _BoundedConstructor.construct_yaml_int)
 

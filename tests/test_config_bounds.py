@@ -510,3 +510,27 @@ def test_a_listen_address_out_of_range_is_exit_2(tmp_path: Path, address: str) -
     assert "Traceback" not in result.stderr
     assert "--web.listen-address: expected host:port with a port 0-65535" in result.stderr
     assert len(result.stderr) < 500
+
+
+def test_a_key_written_twice_is_an_error_but_a_merge_may_override(tmp_path: Path) -> None:
+    """Found by the adversarial tester: `task: binary` then `task: regression` passed
+    `check` (the last one silently won)."""
+    (tmp_path / "p.csv").write_text("timestamp,prediction\n")
+    twice = tmp_path / "twice.yml"
+    twice.write_text(
+        "models:\n  - name: m\n    task: binary\n    task: regression\n"
+        "    predictions: {path: p.csv}\n"
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_config(twice)
+    assert 'duplicate key "task"' in str(raised.value)
+    assert "line 4" in str(raised.value)
+    merged = tmp_path / "merged.yml"
+    merged.write_text(
+        "base: &base {task: binary, predictions: {path: p.csv}}\n"
+        "models:\n  - <<: *base\n    name: m\n    task: regression\n"
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_config(merged)
+    assert "duplicate" not in str(raised.value)  # only the unknown top-level key `base`
+    assert "base: unknown key" in str(raised.value)
