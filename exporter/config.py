@@ -56,6 +56,9 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "outcomes_stale_after": 86400.0,
     "min_outcomes": 100.0,
 }
+# A prediction stamped further ahead of the wall clock than this is a clock or parsing
+# error, rejected (``timestamp``) before it can move the watermark and empty the windows.
+DEFAULT_MAX_FUTURE = 300.0
 COLUMN_KEYS = ("timestamp", "id", "prediction", "actual", "model_version")
 
 # --- limits (README "Configuration reference: limits" gives each one's reason) ---------------
@@ -218,9 +221,7 @@ class Config:
     checkpoint_interval: float = 5.0
     poll_interval: float = 0.25
     window_buckets: int = 60
-    # A prediction stamped further ahead of the wall clock than this is a clock or parsing
-    # error, rejected (``timestamp``) before it can move the watermark and empty the windows.
-    max_future: float = 300.0
+    max_future: float = DEFAULT_MAX_FUTURE
     retrain: RetrainConfig | None = None
 
 

@@ -170,10 +170,5 @@ class RecentLabels:
             mapped[position] = slot
         return mapped[codes], folded
 
-    def index_of(self, value: str, seen: float) -> int:
-        slots, folded = self.assign(np.array([value], dtype=object), np.array([seen]))
-        assert not folded, "index_of is for values that cannot take a slot from another"
-        return int(slots[0])
-
     def label(self, index: int) -> str:
         return self.values[index] if index < len(self.values) else OTHER

@@ -15,7 +15,7 @@ import pandas as pd
 from pandas.api.types import is_numeric_dtype
 
 from exporter import quality
-from exporter.config import ModelConfig, Window
+from exporter.config import DEFAULT_MAX_FUTURE, ModelConfig, Window
 from exporter.join import EventTimeJoin, Matches
 from exporter.labels import OTHER, LabelCapper, RecentLabels, canonical_labels
 from exporter.parse import ParsedRows
@@ -27,10 +27,6 @@ from exporter.windows import (
     dense_groups,
     group_positions,
 )
-
-# A prediction stamped further ahead of the wall clock than this is a clock or parsing
-# error; letting it through would move the watermark and empty every window.
-DEFAULT_MAX_FUTURE = 300.0
 
 
 class FeatureMonitor(Protocol):

@@ -135,7 +135,8 @@ def test_cappers_restored_from_long_values_bound_them() -> None:
     assert LabelCapper(3, [value]).index_of(value) == 0
     restored = RecentLabels(3, ["short", value], [1.0, 2.0])
     assert restored.values == ["short", bounded_label(value)]
-    assert restored.index_of(value, 3.0) == 1
+    slots, folded = restored.assign(np.array([value], dtype=object), np.array([3.0]))
+    assert (slots.tolist(), folded) == ([1], {})
 
 
 # --- through the engine and the collector -------------------------------------------
