@@ -1320,8 +1320,6 @@ def describe(model: ModelConfig, monitor: Monitor | None) -> list[str]:
         else:
             column = model.columns.prediction if label == "prediction" else model.columns.actual
             text += f'no drift (the reference has no usable "{column}" column)'
-        if label == "outcome" and model.task == "multiclass":
-            text += " (multiclass: needs class labels from the model state; see docs)"
         lines.append(text)
     mv = baseline.multivariate
     if mv is not None:
