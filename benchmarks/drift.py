@@ -8,7 +8,7 @@ and 1M rows with 20 numeric and 5 categorical features (5 of them drifted, the r
 drawn as the reference), a score and an outcome. Then, each in a fresh subprocess so peak
 RSS is its own:
 
-* the exporter: the reference read and fitted once (`exporter.monitor.build_monitor`),
+* the exporter: the reference read and fitted once (`exporter.monitor.monitor.build_monitor`),
   then the window's file ingested by the `Engine` as `run` drives it (tailer in 8 MiB
   chunks, the next chunk parsed on the parse-ahead thread while the current one goes
   through `ModelState` + `Monitor`), and every data-quality and drift family built by
@@ -139,10 +139,10 @@ def _peak_rss_mb() -> float:
 
 def measure_exporter(reference: Path, current: Path, windows: list[str]) -> dict:
     sys.path.insert(0, str(REPO))
-    import exporter.engine  # noqa: PLC0415 - timed in a subprocess
+    import exporter.ingest.engine  # noqa: PLC0415 - timed in a subprocess
     from exporter.config import config_from_mapping  # noqa: PLC0415
-    from exporter.engine import Engine  # noqa: PLC0415
-    from exporter.monitor import MonitorCollector, build_monitor  # noqa: PLC0415
+    from exporter.ingest.engine import Engine  # noqa: PLC0415
+    from exporter.monitor.monitor import MonitorCollector, build_monitor  # noqa: PLC0415
 
     started = time.perf_counter()
     features = dict.fromkeys(NUMERIC, "numeric") | dict.fromkeys(CATEGORICAL, "categorical")
@@ -182,7 +182,7 @@ def measure_exporter(reference: Path, current: Path, windows: list[str]) -> dict
     for name in ("observe", "profile_groups", "profile_outcomes"):
         setattr(monitor, name, timed("monitor", getattr(monitor, name)))
     # parse runs on the engine's parse-ahead thread, overlapping the rest
-    exporter.engine.parse_chunk = timed("parse", exporter.engine.parse_chunk)  # type: ignore[method-assign]
+    exporter.ingest.engine.parse_chunk = timed("parse", exporter.ingest.engine.parse_chunk)  # type: ignore[method-assign]
     # The exporter as `run` drives it: tailer (8 MiB chunks), parse ahead, model state
     # and feature profiles; no checkpoints (a benchmark of ingest, not of the disk).
     engine = Engine(config, checkpoints=False, monitor_factory=lambda _: monitor)

@@ -20,12 +20,13 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from exporter import __version__
-from exporter.checkpoint import CheckpointError
-from exporter.collector import ExporterCollector
+from exporter.collectors.collector import ExporterCollector
 from exporter.config import Config, ConfigError, config_from_mapping, load_config
-from exporter.engine import Engine
-from exporter.monitor import MonitorCollector, build_monitors, describe, monitor_factory
-from exporter.server import ExporterHTTPServer, WebConfig, load_web_config, split_listen_address
+from exporter.ingest.engine import Engine
+from exporter.monitor.monitor import MonitorCollector, build_monitors, describe, monitor_factory
+from exporter.runtime import configure_process
+from exporter.state.checkpoint import CheckpointError
+from exporter.web.server import ExporterHTTPServer, WebConfig, load_web_config, split_listen_address
 
 DEFAULT_LISTEN = ":9747"
 log = logging.getLogger("ml_model_exporter")
@@ -85,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(message)s",
         stream=sys.stderr,
     )
+    configure_process()
     try:
         if args.command == "check":
             return check_command(args.config_file)
@@ -197,7 +199,7 @@ def serve(
 
 
 def demo_command(args: argparse.Namespace) -> int:
-    from exporter.demo import DemoSimulator, demo_config  # noqa: PLC0415 - trains a model
+    from exporter.demo.demo import DemoSimulator, demo_config  # noqa: PLC0415 - trains a model
 
     directory = args.demo_dir or Path(tempfile.mkdtemp(prefix="ml-model-exporter-demo-"))
     directory.mkdir(parents=True, exist_ok=True)

@@ -30,13 +30,15 @@ from typing import Any
 
 import yaml
 
-from exporter.labels import canonical_label
+from exporter.state.labels import canonical_label
 
 TASKS = ("binary", "multiclass", "regression")
 FORMATS = ("csv", "jsonl")
 FEATURE_TYPES = ("numeric", "categorical")
 DRIFT_METHODS = ("auto", "psi", "ks", "wasserstein", "jensenshannon", "chisquare")
 DEFAULT_WINDOWS = ("1h", "1d", "7d")
+DEFAULT_DRIFT_BINS = 10
+DEFAULT_DRIFT_MIN_ROWS = 100  # no drift figure for a window with fewer rows
 DEFAULT_DRIFT_THRESHOLDS = {
     "psi": 0.2,
     "ks": 0.05,  # p-value
@@ -174,8 +176,8 @@ class ReferenceConfig:
 @dataclass(frozen=True)
 class DriftConfig:
     method: str = "auto"
-    bins: int = 10
-    min_rows: int = 100
+    bins: int = DEFAULT_DRIFT_BINS
+    min_rows: int = DEFAULT_DRIFT_MIN_ROWS
     thresholds: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_DRIFT_THRESHOLDS))
 
 
@@ -820,9 +822,15 @@ class _Validator:
                 f"unknown method {_quote(method)} (expected one of {', '.join(DRIFT_METHODS)})",
             )
             method = "auto"
-        bins = self.number(d.get("bins", 10), f"{at}.bins", low=2, high=100, integer=True)
+        bins = self.number(
+            d.get("bins", DEFAULT_DRIFT_BINS), f"{at}.bins", low=2, high=100, integer=True
+        )
         min_rows = self.number(
-            d.get("min_rows", 100), f"{at}.min_rows", low=1, high=MAX_MIN_ROWS, integer=True
+            d.get("min_rows", DEFAULT_DRIFT_MIN_ROWS),
+            f"{at}.min_rows",
+            low=1,
+            high=MAX_MIN_ROWS,
+            integer=True,
         )
         thresholds = dict(DEFAULT_DRIFT_THRESHOLDS)
         raw_thresholds = self.mapping(
@@ -832,7 +840,12 @@ class _Validator:
             number = self.number(value, f"{at}.thresholds.{key}", low=0)
             if number is not None:
                 thresholds[key] = number
-        return DriftConfig(str(method), int(bins or 10), int(min_rows or 100), thresholds)
+        return DriftConfig(
+            str(method),
+            int(bins or DEFAULT_DRIFT_BINS),
+            int(min_rows or DEFAULT_DRIFT_MIN_ROWS),
+            thresholds,
+        )
 
     def thresholds(self, raw: object, at: str, task: object) -> dict[str, float]:
         allowed = (

@@ -23,10 +23,10 @@ import pandas as pd
 from prometheus_client import CollectorRegistry, generate_latest
 from support import Samples, parse_samples, select, value
 
-from exporter.collector import ExporterCollector
+from exporter.collectors.collector import ExporterCollector
 from exporter.config import Config, config_from_mapping, parse_duration
-from exporter.engine import Engine
-from exporter.tailer import Tailer
+from exporter.ingest.engine import Engine
+from exporter.ingest.tailer import Tailer
 
 START = 1_717_200_000  # 2024-06-01T00:00:00Z
 MODEL = "m"
@@ -231,7 +231,7 @@ def oracle(
     - unmatched: timed outcomes never matched that the prediction watermark is more than
       max_delay past; waiting: the other unmatched outcomes;
     - a window holds the rows in its ``WINDOW_BUCKETS`` epoch-aligned buckets up to the
-      watermark's (``exporter.windows``)."""
+      watermark's (``exporter.state.windows``)."""
     delay = parse_duration(max_delay)
     merged = predictions.merge(outcomes, on="id", how="inner", suffixes=("", "_outcome"))
     if timed:

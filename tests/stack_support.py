@@ -562,7 +562,7 @@ def demo_stack(workdir: Path) -> Iterator[DemoStack]:
     """The demo (drift after 20 s) and a real Prometheus scraping it every second with the
     shipped rules. Started and stopped with the block."""
     prometheus_binary()  # skip (or fail under CI) before starting anything
-    from exporter.demo import demo_config  # noqa: PLC0415 - imports scikit-learn
+    from exporter.demo.demo import demo_config  # noqa: PLC0415 - imports scikit-learn
 
     demo = Demo(workdir / "demo")
     prometheus = Prometheus(workdir / "prometheus")

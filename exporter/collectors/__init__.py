@@ -1,0 +1,1 @@
+"""Exposition: Prometheus collectors that turn state snapshots into /metrics samples."""

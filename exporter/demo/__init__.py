@@ -1,0 +1,1 @@
+"""The demo: simulated scikit-learn models writing prediction logs the exporter watches."""
