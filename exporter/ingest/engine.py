@@ -27,7 +27,7 @@ from exporter.ingest.readahead import parser_thread, read_ahead
 from exporter.ingest.tailer import Chunk, SourceStats, Tailer
 from exporter.ratelimit import RateLimitedLog
 from exporter.state.checkpoint import checkpoint_not_understood, load_checkpoint, save_checkpoint
-from exporter.state.model_state import FeatureMonitor, ModelSnapshot, ModelState
+from exporter.state.model_state import FeatureMonitor, ModelSnapshot, ModelState, MonitorFactory
 
 log = logging.getLogger("ml_model_exporter")
 
@@ -167,7 +167,6 @@ def model_fingerprint(model: ModelConfig, monitor: FeatureMonitor | None = None)
 
 
 TailerFactory = Callable[..., TailerLike]
-MonitorFactory = Callable[[ModelConfig], FeatureMonitor | None]
 
 
 class Engine:

@@ -80,7 +80,7 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -91,6 +91,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 
 from exporter.config import Config, ConfigError, ModelConfig
 from exporter.state.labels import canonical_labels
+from exporter.state.model_state import MonitorFactory
 from exporter.state.windows import Aggregate, group_positions
 from exporter.stats.drift import (
     AUTO_REFERENCE_ROWS,
@@ -1508,9 +1509,6 @@ class MonitorCollector:
             if report.multivariate is not None:
                 families["reconstruction"].add_metric([name, where], report.multivariate.error)
                 families["multivariate"].add_metric([name, where], int(report.multivariate.drifted))
-
-
-MonitorFactory = Callable[[ModelConfig], Monitor | None]
 
 
 def monitor_factory(monitors: Mapping[str, Monitor]) -> MonitorFactory:

@@ -54,6 +54,10 @@ class FeatureMonitor(Protocol):
     def restore(self, state: Mapping[str, Any]) -> None: ...
 
 
+# How the engine gets each model's feature monitor (None: the model has none).
+MonitorFactory = Callable[[ModelConfig], FeatureMonitor | None]
+
+
 @dataclass(frozen=True)
 class WindowSnapshot:
     window: Window
