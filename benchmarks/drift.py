@@ -8,7 +8,7 @@ and 1M rows with 20 numeric and 5 categorical features (5 of them drifted, the r
 drawn as the reference), a score and an outcome. Then, each in a fresh subprocess so peak
 RSS is its own:
 
-* the exporter: the reference read and fitted once (`exporter.monitor.monitor.build_monitor`),
+* the exporter: the reference read and fitted once (`exporter.monitor.build.build_monitor`),
   then the window's file ingested by the `Engine` as `run` drives it (tailer in 8 MiB
   chunks, the next chunk parsed on the parse-ahead thread while the current one goes
   through `ModelState` + `Monitor`), and every data-quality and drift family built by
@@ -140,9 +140,10 @@ def _peak_rss_mb() -> float:
 def measure_exporter(reference: Path, current: Path, windows: list[str]) -> dict:
     sys.path.insert(0, str(REPO))
     import exporter.ingest.engine  # noqa: PLC0415 - timed in a subprocess
+    from exporter.collectors.drift import MonitorCollector  # noqa: PLC0415
     from exporter.config import config_from_mapping  # noqa: PLC0415
     from exporter.ingest.engine import Engine  # noqa: PLC0415
-    from exporter.monitor.monitor import MonitorCollector, build_monitor  # noqa: PLC0415
+    from exporter.monitor.build import build_monitor  # noqa: PLC0415
 
     started = time.perf_counter()
     features = dict.fromkeys(NUMERIC, "numeric") | dict.fromkeys(CATEGORICAL, "categorical")

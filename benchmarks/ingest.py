@@ -69,7 +69,7 @@ def measure_read_csv(path: Path) -> dict[str, float]:
 def measure_exporter(path: Path, *, profile_features: bool = True) -> dict[str, float]:
     from exporter.config import config_from_mapping  # noqa: PLC0415 - timed in a subprocess
     from exporter.ingest.engine import Engine  # noqa: PLC0415
-    from exporter.monitor.monitor import build_monitors, monitor_factory  # noqa: PLC0415
+    from exporter.monitor.build import build_monitors, monitor_factory  # noqa: PLC0415
     from exporter.runtime import configure_process  # noqa: PLC0415
 
     configure_process()

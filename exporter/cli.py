@@ -21,12 +21,16 @@ from prometheus_client import CollectorRegistry
 
 from exporter import __version__
 from exporter.collectors.collector import ExporterCollector
-from exporter.config import Config, ConfigError, config_from_mapping, load_config
+from exporter.collectors.drift import MonitorCollector
+from exporter.config import Config, ConfigError, ModelConfig, config_from_mapping, load_config
 from exporter.ingest.engine import Engine
-from exporter.monitor.monitor import MonitorCollector, build_monitors, describe, monitor_factory
+from exporter.monitor.build import build_monitors, monitor_factory
+from exporter.monitor.describe import describe
+from exporter.monitor.monitor import Monitor
 from exporter.runtime import configure_process
 from exporter.state.checkpoint import CheckpointError
-from exporter.web.server import ExporterHTTPServer, WebConfig, load_web_config, split_listen_address
+from exporter.web.server import ExporterHTTPServer
+from exporter.web.web_config import WebConfig, load_web_config, split_listen_address
 
 DEFAULT_LISTEN = ":9747"
 log = logging.getLogger("ml_model_exporter")
@@ -54,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config.file", dest="config_file", required=True, type=Path)
     run.add_argument("--web.listen-address", dest="listen", default=DEFAULT_LISTEN)
     run.add_argument("--web.config.file", dest="web_config", type=Path, default=None)
+    run.set_defaults(handler=run_command)
     add_common(run)
 
     demo = commands.add_parser("demo", help="simulated model with drift; no files needed")
@@ -71,10 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--dir", dest="demo_dir", type=Path, default=None, help="where to write the demo logs"
     )
+    demo.set_defaults(handler=demo_command)
     add_common(demo)
 
     check = commands.add_parser("check", help="validate the config and print what is monitored")
     check.add_argument("--config.file", dest="config_file", required=True, type=Path)
+    check.set_defaults(handler=check_command)
     add_common(check)
     return parser
 
@@ -88,14 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     configure_process()
     try:
-        if args.command == "check":
-            return check_command(args.config_file)
-        if args.command == "run":
-            config = load_config(args.config_file)
-            web = load_web_config(args.web_config) if args.web_config else None
-            return serve(config, args.listen, web)
-        if args.command == "demo":
-            return demo_command(args)
+        return args.handler(args)  # argparse requires one of the commands
     except ConfigError as err:
         for problem in err.problems:
             print(f"error: {problem}", file=sys.stderr)
@@ -103,40 +103,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CheckpointError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    return 2
 
 
-def check_command(path: Path) -> int:
-    config = load_config(path)
+def check_command(args: argparse.Namespace) -> int:
+    """Validate the config, fit the references, and print what each model monitors."""
+    config = load_config(args.config_file)
     monitors = build_monitors(config)  # reference problems: ConfigError, exit 2
-    print(f"config OK: {path}")
+    print(f"config OK: {args.config_file}")
     print(f"state_dir: {config.state_dir}")
     for model in config.models:
         print(f"model {model.name!r} ({model.task})")
-        for kind, source in (("predictions", model.predictions), ("outcomes", model.outcomes)):
-            if source is None:
-                continue
-            matches = sorted(glob.glob(source.path))
-            found = f"{len(matches)} file(s) now" if matches else "no file yet"
-            print(f"  {kind}: {source.path} [{source.format}] ({found})")
-        columns = model.columns
-        print(
-            f"  columns: timestamp={columns.timestamp} prediction={columns.prediction} "
-            f"actual={columns.actual} id={columns.id} model_version={columns.model_version}"
-        )
-        if model.task == "binary":
-            print(f"  positive class {model.positive_class!r} when score >= {model.threshold:g}")
-        if model.features and monitors.get(model.name) is None:
-            described = ", ".join(
-                f"{f.name} ({f.type or 'type inferred from the reference'})" for f in model.features
-            )
-            print(f"  features: {described}")
-        for line in describe(model, monitors.get(model.name)):
+        for line in _monitored(model, monitors.get(model.name)):
             print(f"  {line}")
-        print(f"  windows: {', '.join(w.name for w in model.windows)}")
-        thresholds = ", ".join(f"{k}={v:g}" for k, v in sorted(model.thresholds.items()))
-        print(f"  thresholds: {thresholds}")
     return 0
+
+
+def _monitored(model: ModelConfig, monitor: Monitor | None) -> list[str]:
+    """What ``check`` says of a model: its logs, columns, monitors, windows, thresholds."""
+    lines = []
+    for kind, source in (("predictions", model.predictions), ("outcomes", model.outcomes)):
+        if source is not None:
+            matches = glob.glob(source.path)
+            found = f"{len(matches)} file(s) now" if matches else "no file yet"
+            lines.append(f"{kind}: {source.path} [{source.format}] ({found})")
+    columns = model.columns
+    lines.append(
+        f"columns: timestamp={columns.timestamp} prediction={columns.prediction} "
+        f"actual={columns.actual} id={columns.id} model_version={columns.model_version}"
+    )
+    if model.task == "binary":
+        lines.append(f"positive class {model.positive_class!r} when score >= {model.threshold:g}")
+    lines.extend(describe(model, monitor))
+    lines.append(f"windows: {', '.join(w.name for w in model.windows)}")
+    thresholds = ", ".join(f"{k}={v:g}" for k, v in sorted(model.thresholds.items()))
+    lines.append(f"thresholds: {thresholds}")
+    return lines
+
+
+def run_command(args: argparse.Namespace) -> int:
+    config = load_config(args.config_file)
+    web = load_web_config(args.web_config) if args.web_config else None
+    return serve(config, args.listen, web)
 
 
 def serve(
@@ -199,7 +206,8 @@ def serve(
 
 
 def demo_command(args: argparse.Namespace) -> int:
-    from exporter.demo.demo import DemoSimulator, demo_config  # noqa: PLC0415 - trains a model
+    from exporter.demo.config import demo_config  # noqa: PLC0415 - beside the simulator
+    from exporter.demo.simulator import DemoSimulator  # noqa: PLC0415 - trains a model
 
     directory = args.demo_dir or Path(tempfile.mkdtemp(prefix="ml-model-exporter-demo-"))
     directory.mkdir(parents=True, exist_ok=True)

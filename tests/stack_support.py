@@ -1,5 +1,6 @@
 """The real stack around the exporter, for the integration tests: Prometheus, Alertmanager,
-a webhook sink, an SMTP sink, and the demo scraped by Prometheus.
+a webhook sink, an SMTP sink, and the demo (``conftest.demo_stack`` runs it under a real
+Prometheus once per session).
 
 Every program runs on free 127.0.0.1 ports with its data in a temporary directory and reads
 a temporary *copy* of the shipped config (``prometheus/prometheus.yml``,
@@ -13,7 +14,6 @@ Under CI=true a missing ``prometheus`` or ``prometheus-alertmanager`` fails the 
 
 from __future__ import annotations
 
-import contextlib
 import email
 import email.policy
 import json
@@ -27,14 +27,13 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from support import REPO, fetch, free_port, require_binary, wait_for
 
@@ -402,6 +401,9 @@ class _SmtpHandler(socketserver.StreamRequestHandler):
     NOOP, QUIT. No TLS, no AUTH; every message is accepted and kept."""
 
     server: _SmtpServer
+    sender: str
+    recipients: list[str]
+    talking: bool
 
     def reply(self, line: str) -> None:
         self.wfile.write(line.encode() + b"\r\n")
@@ -409,48 +411,59 @@ class _SmtpHandler(socketserver.StreamRequestHandler):
 
     def handle(self) -> None:
         self.reply("220 127.0.0.1 ESMTP test sink")
-        sender, recipients = "", []
-        while True:
+        self.sender, self.recipients, self.talking = "", [], True
+        while self.talking:
             raw = self.rfile.readline(65536)
             if not raw:
                 return
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             verb, _, argument = line.partition(" ")
-            verb = verb.upper()
-            if verb == "EHLO":
-                self.reply("250-127.0.0.1 greets " + argument)
-                self.reply("250-8BITMIME")
-                self.reply("250 SMTPUTF8")
-            elif verb == "HELO":
-                self.reply("250 127.0.0.1")
-            elif verb == "MAIL":
-                sender, recipients = _address(argument), []
-                self.reply("250 OK")
-            elif verb == "RCPT":
-                recipients.append(_address(argument))
-                self.reply("250 OK")
-            elif verb == "DATA":
-                if not recipients:
-                    self.reply("503 need RCPT first")
-                    continue
-                self.reply("354 end data with <CR><LF>.<CR><LF>")
-                data = self._read_data()
-                if data is None:
-                    return
-                message = email.message_from_bytes(data, policy=email.policy.default)
-                self.server.keep(Mail(sender, recipients, message))  # type: ignore[arg-type]
-                sender, recipients = "", []
-                self.reply("250 OK: queued")
-            elif verb == "RSET":
-                sender, recipients = "", []
-                self.reply("250 OK")
-            elif verb == "NOOP":
-                self.reply("250 OK")
-            elif verb == "QUIT":
-                self.reply("221 bye")
-                return
-            else:
+            command = getattr(self, f"smtp_{verb.upper()}", None)
+            if command is None:
                 self.reply("502 command not implemented")
+            else:
+                command(argument)
+
+    def smtp_EHLO(self, argument: str) -> None:
+        self.reply("250-127.0.0.1 greets " + argument)
+        self.reply("250-8BITMIME")
+        self.reply("250 SMTPUTF8")
+
+    def smtp_HELO(self, argument: str) -> None:
+        self.reply("250 127.0.0.1")
+
+    def smtp_MAIL(self, argument: str) -> None:
+        self.sender, self.recipients = _address(argument), []
+        self.reply("250 OK")
+
+    def smtp_RCPT(self, argument: str) -> None:
+        self.recipients.append(_address(argument))
+        self.reply("250 OK")
+
+    def smtp_DATA(self, argument: str) -> None:
+        if not self.recipients:
+            self.reply("503 need RCPT first")
+            return
+        self.reply("354 end data with <CR><LF>.<CR><LF>")
+        data = self._read_data()
+        if data is None:
+            self.talking = False
+            return
+        message = email.message_from_bytes(data, policy=email.policy.default)
+        self.server.keep(Mail(self.sender, self.recipients, message))  # type: ignore[arg-type]
+        self.sender, self.recipients = "", []
+        self.reply("250 OK: queued")
+
+    def smtp_RSET(self, argument: str) -> None:
+        self.sender, self.recipients = "", []
+        self.reply("250 OK")
+
+    def smtp_NOOP(self, argument: str) -> None:
+        self.reply("250 OK")
+
+    def smtp_QUIT(self, argument: str) -> None:
+        self.reply("221 bye")
+        self.talking = False
 
     def _read_data(self) -> bytes | None:
         lines = []
@@ -549,59 +562,10 @@ class DemoStack:
     prometheus: Prometheus
     models: dict[str, str]
     """Demo model name -> task."""
-    started: float = field(default_factory=time.monotonic)
+    started: float
+    """time.monotonic() when the demo was started."""
 
     def remaining(self, deadline: float) -> float:
         """Seconds left until ``deadline`` seconds after the demo started (at least 2): the
         tests sharing a stack share one time budget for the demo to produce its data."""
         return max(2.0, deadline - (time.monotonic() - self.started))
-
-
-@contextlib.contextmanager
-def demo_stack(workdir: Path) -> Iterator[DemoStack]:
-    """The demo (drift after 20 s) and a real Prometheus scraping it every second with the
-    shipped rules. Started and stopped with the block."""
-    prometheus_binary()  # skip (or fail under CI) before starting anything
-    from exporter.demo.demo import demo_config  # noqa: PLC0415 - imports scikit-learn
-
-    demo = Demo(workdir / "demo")
-    prometheus = Prometheus(workdir / "prometheus")
-    try:
-        started = time.monotonic()
-        demo.start(timeout=60.0)
-        write_prometheus_config(prometheus.workdir, exporter=demo.address)
-        prometheus.start()
-        models = {m["name"]: m["task"] for m in demo_config(demo.log_dir)["models"]}
-        yield DemoStack(demo, prometheus, models, started)
-    finally:
-        prometheus.stop()
-        demo.stop()
-
-
-_shared: dict[str, Any] = {"stack": None, "users": 0, "context": None}
-_shared_lock = threading.Lock()
-
-
-def shared_demo_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoStack]:
-    """Body of a session-scoped fixture: one demo + Prometheus for every test module that
-    asks (test_dashboard_queries.py, test_metric_names.py), stopped after the last one.
-
-    Each module declares its own fixture (pytest keeps fixtures per module) and delegates
-    here, so the ~minute of waiting for the demo's data is paid once per session.
-    """
-    with _shared_lock:
-        if _shared["stack"] is None:
-            context = demo_stack(tmp_path_factory.mktemp("demo-stack"))
-            _shared["stack"] = context.__enter__()
-            _shared["context"] = context
-        _shared["users"] += 1
-        stack = _shared["stack"]
-    try:
-        yield stack
-    finally:
-        with _shared_lock:
-            _shared["users"] -= 1
-            if _shared["users"] == 0:
-                context = _shared["context"]
-                _shared.update(stack=None, context=None)
-                context.__exit__(None, None, None)

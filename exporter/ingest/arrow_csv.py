@@ -23,7 +23,10 @@ keeps those as text).
 Those chunks are rare and get the row-by-row rejection logic they need.
 
 Why arrow: it parses numbers about twice as fast per core as pandas' C parser, on every
-core, and builds no Python object per text cell (SPEC 9, README "Performance").
+core, and builds no Python object per text cell (docs/performance.md). Importing this module
+imports ``pyarrow.pandas_compat`` too, which pandas would otherwise import at the first
+string column, in the middle of the first chunk: a pre-import for speed, which defines
+functions and tables and changes no global state.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-import pyarrow.pandas_compat  # pandas imports it at the first string column; here, at start
+import pyarrow.pandas_compat  # for speed only: see the docstring's end
 
 from exporter.ingest.timestamps import iso_z_seconds
 
@@ -92,36 +95,45 @@ def read_plain_csv(
 def _column(column: pa.ChunkedArray, *, timestamp: bool) -> object | None:
     kind = column.type
     if pa.types.is_dictionary(kind):
-        combined = column.combine_chunks()
-        indices = combined.indices
-        # fill_null's first call sets up arrow's compute kernels (5 ms); a column without
-        # a missing value (the usual one) needs no call at all
-        if indices.null_count:
-            indices = pc.fill_null(indices, -1)
-        codes = indices.to_numpy(zero_copy_only=False)
-        categories = pd.Index(combined.dictionary.to_pylist(), dtype=object)
-        return pd.Categorical.from_codes(codes, categories=categories)
+        return _categorical(column)
     if pa.types.is_string(kind):
-        if timestamp:
-            seconds = _iso_z_column_seconds(column)
-            if seconds is not None:
-                return seconds
+        seconds = _iso_z_column_seconds(column) if timestamp else None
+        if seconds is not None:
+            return seconds
         return pd.Series(pd.arrays.ArrowStringArray(column), dtype="str")
     if pa.types.is_null(kind):
         return np.full(len(column), np.nan)
     if any(test(kind) for test in _PLAIN_TYPES):
-        if column.null_count:
-            if pa.types.is_boolean(kind):
-                return column.to_pandas()  # object with NaN, as pandas reads it
-            values = column.to_numpy(zero_copy_only=False).astype(np.float64)
-        else:
-            values = column.to_numpy()
-        # arrow reads the text "nan" as a float NaN; pandas (without its NA tokens)
-        # keeps it as text, which is an invalid value, not a missing one
-        if pa.types.is_floating(kind) and np.count_nonzero(np.isnan(values)) != column.null_count:
-            return None
-        return values
+        return _plain(column)
     return None  # dates, times, timestamps: pandas keeps their text
+
+
+def _categorical(column: pa.ChunkedArray) -> pd.Categorical:
+    combined = column.combine_chunks()
+    indices = combined.indices
+    # fill_null's first call sets up arrow's compute kernels (5 ms); a column without
+    # a missing value (the usual one) needs no call at all
+    if indices.null_count:
+        indices = pc.fill_null(indices, -1)
+    codes = indices.to_numpy(zero_copy_only=False)
+    categories = pd.Index(combined.dictionary.to_pylist(), dtype=object)
+    return pd.Categorical.from_codes(codes, categories=categories)
+
+
+def _plain(column: pa.ChunkedArray) -> object | None:
+    """A number or bool column as pandas reads it; None where it would read it otherwise."""
+    kind = column.type
+    if column.null_count:
+        if pa.types.is_boolean(kind):
+            return column.to_pandas()  # object with NaN, as pandas reads it
+        values = column.to_numpy(zero_copy_only=False).astype(np.float64)
+    else:
+        values = column.to_numpy()
+    # arrow reads the text "nan" as a float NaN; pandas (without its NA tokens)
+    # keeps it as text, which is an invalid value, not a missing one
+    if pa.types.is_floating(kind) and np.count_nonzero(np.isnan(values)) != column.null_count:
+        return None
+    return values
 
 
 def _iso_z_column_seconds(column: pa.ChunkedArray) -> np.ndarray | None:

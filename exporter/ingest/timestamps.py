@@ -15,6 +15,9 @@ import pandas as pd
 from pandas.api.types import is_numeric_dtype
 
 _EPOCH = pd.Timestamp(0, tz="UTC")
+# The largest int a log value may be as a float: near 2**1024 float() overflows instead of
+# rounding, so larger ones are +-inf where a number is read and no time where a timestamp is
+FLOAT_MAX_INT = 2**1023
 
 
 def parse_timestamps(column: pd.Series) -> np.ndarray:
@@ -55,14 +58,10 @@ def _epoch_seconds(value: object) -> float:
     if isinstance(value, (bool, np.bool_)):
         return np.nan
     if isinstance(value, (int, np.integer)):
-        return float(value) if abs(value) < _FLOAT_MAX_INT else np.nan
+        return float(value) if abs(value) < FLOAT_MAX_INT else np.nan
     if isinstance(value, (float, np.floating)):
         return float(value)
     return np.nan
-
-
-# Larger ints are no time (and near 2**1024 float() overflows instead of rounding)
-_FLOAT_MAX_INT = 2**1023
 
 
 def _seconds_since_epoch(parsed: pd.Series) -> np.ndarray:

@@ -80,9 +80,17 @@ class _Waiting:
         self.rows.setdefault(key, []).append(row)
         self.count += 1
 
-    def holds(self, key: str, time: float) -> bool:
-        """Whether a row of this id and this very time waits (the same line twice)."""
-        return any(row[0] == time for row in self.rows.get(key, ()))
+    def holding(self, ids: np.ndarray, times: np.ndarray) -> np.ndarray:
+        """Which of these rows already wait, same id and this very time (a line twice)."""
+        rows = self.rows
+        return np.fromiter(
+            (
+                any(row[0] == time for row in rows.get(key, ()))
+                for key, time in zip(ids, times.tolist(), strict=True)
+            ),
+            dtype=bool,
+            count=len(ids),
+        )
 
     def take(self, key: str, fits: Callable[[tuple], bool]) -> tuple | None:
         """The first waiting row of this id that ``fits``, removed; None if none does."""
@@ -116,6 +124,19 @@ class _Waiting:
     def replace(self, change: Callable[[tuple], tuple]) -> None:
         for found in self.rows.values():
             found[:] = [change(row) for row in found]
+
+    @classmethod
+    def restored(
+        cls, ids: list[str], rows: Any, width: int, row: Callable[[list], tuple] = tuple
+    ) -> _Waiting:
+        """The table whose `flat` gave ``ids`` and ``rows`` (an array of ``width`` columns);
+        ``row`` makes a row's tuple from its fields."""
+        table = cls()
+        for key, fields in zip(
+            ids, np.asarray(rows, dtype=np.float64).reshape(-1, width).tolist(), strict=True
+        ):
+            table.add(key, row(fields))
+        return table
 
     def flat(self) -> tuple[list[str], list[tuple]]:
         keys, rows = [], []
@@ -154,21 +175,11 @@ class EventTimeJoin:
     # --- the two streams -----------------------------------------------------------
     def waiting_prediction_rows(self, ids: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
         """Which of these predictions already wait, same id and same time (a duplicate)."""
-        waiting = self.predictions
-        return np.fromiter(
-            (waiting.holds(i, t) for i, t in zip(ids, timestamps.tolist(), strict=True)),
-            dtype=bool,
-            count=len(ids),
-        )
+        return self.predictions.holding(ids, timestamps)
 
     def waiting_outcome_rows(self, ids: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
         """Which of these timed outcomes already wait, same id and same time."""
-        waiting = self.outcomes
-        return np.fromiter(
-            (waiting.holds(i, t) for i, t in zip(ids, timestamps.tolist(), strict=True)),
-            dtype=bool,
-            count=len(ids),
-        )
+        return self.outcomes.holding(ids, timestamps)
 
     def add_predictions(
         self,
@@ -287,27 +298,16 @@ class EventTimeJoin:
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
-        self.predictions = _Waiting()
-        for key, (ts, version, value) in zip(
+        self.predictions = _Waiting.restored(
             state["prediction_ids"],
-            np.asarray(state["predictions"], dtype=np.float64).reshape(-1, 3).tolist(),
-            strict=True,
-        ):
-            self.predictions.add(key, (ts, int(version), value))
-        self.outcomes = _Waiting()
-        for key, row in zip(
-            state["outcome_ids"],
-            np.asarray(state["outcomes"], dtype=np.float64).reshape(-1, 2).tolist(),
-            strict=True,
-        ):
-            self.outcomes.add(key, tuple(row))
-        self.untimed_outcomes = _Waiting()
-        for key, row in zip(
-            state["untimed_outcome_ids"],
-            np.asarray(state["untimed_outcomes"], dtype=np.float64).reshape(-1, 2).tolist(),
-            strict=True,
-        ):
-            self.untimed_outcomes.add(key, tuple(row))
+            state["predictions"],
+            3,
+            lambda fields: (fields[0], int(fields[1]), fields[2]),  # time, version, value
+        )
+        self.outcomes = _Waiting.restored(state["outcome_ids"], state["outcomes"], 2)
+        self.untimed_outcomes = _Waiting.restored(
+            state["untimed_outcome_ids"], state["untimed_outcomes"], 2
+        )
         self.untimed_seen = bool(state["untimed_seen"])
         self.prediction_time = float(state["prediction_time"])
         self.outcome_time = float(state["outcome_time"])

@@ -1,7 +1,7 @@
 """Everything the exporter knows about one model: counters, window buckets, pending joins.
 
-Rows arrive already parsed (``exporter.ingest.parse``); this module turns them into additive
-aggregates. It does no I/O and reads no clock of its own: the caller passes ``now``.
+Rows arrive already parsed (``exporter.ingest.rows``); this module turns them into additive
+counts. It does no I/O and reads no clock of its own: the caller passes ``now``.
 """
 
 from __future__ import annotations
@@ -12,26 +12,21 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
-from pandas.api.types import is_numeric_dtype
 
-from exporter.stats import quality
 from exporter.config import DEFAULT_MAX_FUTURE, ModelConfig, Window
+from exporter.ingest.rows import ParsedRows
+from exporter.state.admission import admit_outcomes, admit_predictions
 from exporter.state.join import EventTimeJoin, Matches
-from exporter.state.labels import OTHER, LabelCapper, RecentLabels, canonical_labels
-from exporter.ingest.parse import ParsedRows
-from exporter.state.windows import (
-    Aggregate,
-    BucketRing,
-    add_into,
-    copy_aggregate,
-    dense_groups,
-    group_positions,
-)
+from exporter.state.labels import LabelCapper, RecentLabels, canonical_labels
+from exporter.state.row_values import TaskValues
+from exporter.state.totals import VersionTotals
+from exporter.state.windows import Aggregate, Bucket, BucketRing, add_into, group_positions
+from exporter.stats.quality import Outcomes, QualityCounts, counts_by_group
 
 
 class FeatureMonitor(Protocol):
-    """Data quality and drift for one model (``exporter.monitor.monitor``): turns rows into additive
-    profiles that live in the same time buckets as the quality aggregates."""
+    """Data quality and drift for one model (``exporter.monitor.monitor``): turns rows into
+    additive profiles that live in the same time buckets as the quality counts."""
 
     def observe(self, frame: pd.DataFrame) -> None:
         """Sees every accepted prediction chunk, in log order, before it is bucketed (a
@@ -61,7 +56,7 @@ MonitorFactory = Callable[[ModelConfig], FeatureMonitor | None]
 @dataclass(frozen=True)
 class WindowSnapshot:
     window: Window
-    quality: dict[str, Aggregate]  # model_version label -> summed quality aggregate
+    quality: dict[str, QualityCounts]  # model_version label -> the window's summed counts
     features: Aggregate  # summed feature/prediction/outcome profiles (may be empty)
 
 
@@ -91,18 +86,14 @@ class ModelState:
         max_future: float = DEFAULT_MAX_FUTURE,
     ) -> None:
         self.model = model
-        self.binary = model.task == "binary"
-        self.multiclass = model.task == "multiclass"
         self.max_future = max_future
         self.versions = RecentLabels(max_label_values)
-        self.classes = LabelCapper(max_label_values)
+        self.values = TaskValues(model, max_label_values)
         self.rings = [BucketRing(w, window_buckets) for w in model.windows]
         self.monitor = monitor
         self.watermark: float | None = None
         self.last_outcome_timestamp: float | None = None
-        self.predictions_total: dict[int, int] = {}
-        self.outcomes_total: dict[int, int] = {}
-        self.confusion_total: dict[tuple[int, int, int], int] = {}
+        self.totals = VersionTotals()
         outcomes = model.outcomes
         self.join = EventTimeJoin(
             outcomes.max_delay if outcomes else 0.0, outcomes.max_pending if outcomes else 0
@@ -111,80 +102,46 @@ class ModelState:
     # --- ingest ------------------------------------------------------------
     def add_predictions(self, rows: ParsedRows, now: float) -> dict[str, int]:
         """Count a chunk of prediction rows; return rejections by reason (late, duplicate, ...)."""
-        rejected: dict[str, int] = {}
         frame, timestamps = rows.frame, rows.timestamps
         if len(frame) == 0:
-            return rejected
+            return {}
         columns = self.model.columns
-        values = self._prediction_values(frame[columns.prediction])
-        if values is None:
-            rejected["schema"] = len(frame)
-            return rejected
-        keep = timestamps <= now + self.max_future
-        if not keep.all():
-            rejected["timestamp"] = int((~keep).sum())
-        running = np.maximum.accumulate(
-            np.concatenate(
-                (
-                    [self.watermark if self.watermark is not None else -np.inf],
-                    np.where(keep, timestamps, -np.inf),
-                )
-            )
-        )[:-1]
-        late = keep & (timestamps <= running - self.model.longest_window)
-        if late.any():
-            rejected["late"] = int(late.sum())
-            keep &= ~late
         ids = None
         if self.model.outcomes is not None and columns.id in frame.columns:
             ids = frame[columns.id].astype(str).to_numpy(dtype=object)
-            # the same id at the same time again is the same line written twice; an id
-            # used again later (a daily request id) is a new prediction
-            duplicate = keep & (
-                _repeated(ids, timestamps) | self.join.waiting_prediction_rows(ids, timestamps)
-            )
-            if duplicate.any():
-                rejected["duplicate"] = int(duplicate.sum())
-                keep &= ~duplicate
+        # before any row is dropped: class indices go to labels in order of first sight
+        values = self.values.predictions(frame[columns.prediction])
+        verdict = admit_predictions(
+            timestamps,
+            ids,
+            horizon=now + self.max_future,
+            watermark=self.watermark,
+            lateness=self.model.longest_window,
+            join=self.join,
+        )
+        keep = verdict.keep
         if not keep.any():
-            return rejected
+            return verdict.rejected
         if not keep.all():
             frame = frame.loc[keep].reset_index(drop=True)
             timestamps = timestamps[keep]
             values = values[keep]
             ids = ids[keep] if ids is not None else None
 
-        self.watermark = max(self.watermark or -np.inf, float(timestamps.max()))
+        watermark = self.watermark = max(self.watermark or -np.inf, float(timestamps.max()))
         version_index = self._version_indices(frame, timestamps)
-        _count_into(self.predictions_total, version_index)
-        actual = self._actual_values(frame)
-        has_outcome = self._has_outcome(actual)
+        self.totals.count_predictions(version_index)
+        actual = self.values.outcomes(frame)
+        has_outcome = np.isfinite(actual)
         if self.monitor is not None:
             self.monitor.observe(frame)
-
         for ring in self.rings:
-            groups = _bucket_version_groups(ring, timestamps, version_index, self.watermark)
-            if groups is not None:
-                _, group, keys = groups
-                counts = np.bincount(group, minlength=len(keys))
-                for (bucket, version), count in zip(keys, counts.tolist(), strict=True):
-                    quality_agg = bucket.setdefault("q", {}).setdefault(version, {})
-                    add_into(quality_agg, {"predictions": np.int64(count)})
-            live = None if self.monitor is None else ring.live_groups(timestamps, self.watermark)
-            if self.monitor is not None and live is not None:
-                positions, group, buckets = live
-                profiles = self.monitor.profile_groups(positions, group, len(buckets))
-                for bucket, profile in zip(buckets, profiles, strict=True):
-                    add_into(bucket.setdefault("f", {}), profile)
-            ring.evict(self.watermark)
+            self._bucket_predictions(ring, timestamps, version_index, watermark)
+            ring.evict(watermark)
 
         if has_outcome.any():
-            self._add_outcomes(
-                timestamps[has_outcome],
-                version_index[has_outcome],
-                values[has_outcome],
-                actual[has_outcome],
-            )
+            joined = self.values.joined(values[has_outcome], actual[has_outcome])
+            self._add_outcomes(timestamps[has_outcome], version_index[has_outcome], joined)
             self._note_outcome_time(float(timestamps[has_outcome].max()))
         if ids is not None:
             waiting = ~has_outcome
@@ -193,10 +150,10 @@ class ModelState:
                 timestamps[waiting],
                 version_index[waiting],
                 values[waiting],
-                self.watermark,
+                watermark,
             )
             self._add_matches(matches)
-        return rejected
+        return verdict.rejected
 
     def add_outcomes(self, rows: ParsedRows, now: float) -> dict[str, int]:
         """Join a chunk of outcome rows to waiting predictions by id (``exporter.state.join``);
@@ -204,38 +161,21 @@ class ModelState:
         frame = rows.frame
         if len(frame) == 0:
             return {}
-        rejected: dict[str, int] = {}
         ids = frame[self.model.columns.id].astype(str).to_numpy(dtype=object)
-        actual = self._actual_values(frame)
+        actual = self.values.outcomes(frame)
         timestamps = rows.timestamps
         if len(timestamps) != len(frame):
             timestamps = np.full(len(frame), np.nan)
-        keep = self._has_outcome(actual)
-        if not keep.all():
-            rejected["schema"] = int((~keep).sum())
-        ahead = keep & (timestamps > now + self.max_future)
-        if ahead.any():
-            rejected["timestamp"] = int(ahead.sum())
-            keep &= ~ahead
-        timed = np.isfinite(timestamps)
-        duplicate = (
-            keep
-            & timed
-            & (_repeated(ids, timestamps) | self.join.waiting_outcome_rows(ids, timestamps))
+        verdict = admit_outcomes(
+            ids, actual, timestamps, horizon=now + self.max_future, join=self.join
         )
-        if duplicate.any():
-            rejected["duplicate"] = int(duplicate.sum())
-            keep &= ~duplicate
+        keep = verdict.keep
         if not keep.any():
-            return rejected
+            return verdict.rejected
         given = timestamps[keep & np.isfinite(timestamps)]
         self._note_outcome_time(float(given.max()) if len(given) else now)
         self._add_matches(self.join.add_outcomes(ids[keep], timestamps[keep], actual[keep]))
-        return rejected
-
-    def _add_matches(self, matches: Matches) -> None:
-        if len(matches):
-            self._add_outcomes(matches.timestamps, matches.versions, matches.values, matches.actual)
+        return verdict.rejected
 
     def enforce_bounds(self, *, predictions_behind: bool, outcomes_behind: bool) -> None:
         """Hold the join within max_pending per side (``EventTimeJoin.enforce_bounds``):
@@ -250,130 +190,47 @@ class ModelState:
         """How far the outcome log has been read, in event time (-inf: not at all)."""
         return self.join.outcome_time
 
-    def _add_outcomes(
-        self, timestamps: np.ndarray, versions: np.ndarray, values: np.ndarray, actual: np.ndarray
+    def _add_matches(self, matches: Matches) -> None:
+        if len(matches):
+            joined = self.values.joined(matches.values, matches.actual)
+            self._add_outcomes(matches.timestamps, matches.versions, joined)
+
+    def _bucket_predictions(
+        self, ring: BucketRing, timestamps: np.ndarray, versions: np.ndarray, watermark: float
     ) -> None:
-        predicted_class, actual_class = self._classes(values, actual)
-        _count_into(self.outcomes_total, versions)
-        if predicted_class is not None:
-            size = 2 if self.binary else self.classes.limit + 1
-            cells = np.bincount((versions * size + actual_class) * size + predicted_class)
-            for cell in np.flatnonzero(cells).tolist():
-                key = (cell // (size * size), cell // size % size, cell % size)
-                self.confusion_total[key] = self.confusion_total.get(key, 0) + int(cells[cell])
-        if self.watermark is None:
+        """Count predictions and profile their rows in the ring's live buckets."""
+        groups = ring.version_groups(timestamps, versions, watermark)
+        if groups is not None:
+            _, group, keys = groups
+            counts = np.bincount(group, minlength=len(keys))
+            for (bucket, version), count in zip(keys, counts.tolist(), strict=True):
+                bucket.counts(version).predictions += count
+        live = None if self.monitor is None else ring.live_groups(timestamps, watermark)
+        if self.monitor is not None and live is not None:
+            positions, group, buckets = live
+            profiles = self.monitor.profile_groups(positions, group, len(buckets))
+            for bucket, profile in zip(buckets, profiles, strict=True):
+                add_into(bucket.features, profile)
+
+    def _add_outcomes(self, timestamps: np.ndarray, versions: np.ndarray, rows: Outcomes) -> None:
+        self.totals.count_outcomes(versions, rows, self.values.confusion_size)
+        watermark = self.watermark
+        if watermark is None:
             return
         for ring in self.rings:
-            groups = _bucket_version_groups(ring, timestamps, versions, self.watermark)
+            groups = ring.version_groups(timestamps, versions, watermark)
             if groups is not None:
                 live, group, keys = groups
-                aggregates = self._outcome_aggregates(
-                    group,
-                    len(keys),
-                    values=values[live],
-                    actual=actual[live],
-                    predicted_class=None if predicted_class is None else predicted_class[live],
-                    actual_class=None if actual_class is None else actual_class[live],
+                counts = counts_by_group(
+                    self.model.task, rows.subset(live), group, len(keys), self.values.confusion_size
                 )
-                for index, (bucket, version) in enumerate(keys):
-                    quality_agg = bucket.setdefault("q", {}).setdefault(version, {})
-                    add_into(quality_agg, {k: v[index] for k, v in aggregates.items()})
-            live = None if self.monitor is None else ring.live_groups(timestamps, self.watermark)
-            if self.monitor is None or live is None:
-                continue
-            positions, group, buckets = live
-            rows = group_positions(positions, group, len(buckets))
-            for bucket, mask in zip(buckets, rows, strict=True):
-                outcomes = actual[mask]
-                if self.multiclass:  # the monitor compares class labels, not our indices
-                    outcomes = self._class_labels()[outcomes.astype(np.int64)]
-                add_into(bucket.setdefault("f", {}), self.monitor.profile_outcomes(outcomes))
-
-    def _outcome_aggregates(
-        self,
-        group: np.ndarray,
-        groups: int,
-        *,
-        values: np.ndarray,
-        actual: np.ndarray,
-        predicted_class: np.ndarray | None,
-        actual_class: np.ndarray | None,
-    ) -> dict[str, np.ndarray]:
-        """The outcome aggregate of every group of rows at once: arrays whose first axis is
-        the group (a bucket and model version), each computed with one bincount."""
-
-        def total(weights: np.ndarray | None = None) -> np.ndarray:
-            return np.bincount(group, weights=weights, minlength=groups)
-
-        def histogram(cells: np.ndarray, size: int, rows: np.ndarray | None = None) -> np.ndarray:
-            keys = group * size + cells if rows is None else (group * size + cells)[rows]
-            return np.bincount(keys, minlength=groups * size).reshape(groups, size)
-
-        aggregates: dict[str, np.ndarray] = {"outcomes": total().astype(np.int64)}
-        if predicted_class is not None and actual_class is not None:
-            size = 2 if self.binary else self.classes.limit + 1
-            aggregates["confusion"] = histogram(
-                actual_class * size + predicted_class, size * size
-            ).reshape(groups, size, size)
-        if self.binary:
-            positive = actual_class == 1
-            bins = quality.score_bins(values)
-            aggregates["score_positive"] = histogram(bins, quality.SCORE_BINS, positive)
-            aggregates["score_negative"] = histogram(bins, quality.SCORE_BINS, ~positive)
-            aggregates["log_loss_sum"] = total(quality.log_loss_terms(values, positive))
-        elif not self.multiclass:
-            actual_numbers = actual.astype(np.float64)
-            error = values - actual_numbers
-            aggregates["abs_error_sum"] = total(np.abs(error))
-            aggregates["squared_error_sum"] = total(error * error)
-            aggregates["abs_percentage_error_sum"] = total(
-                quality.absolute_percentage_errors(actual_numbers, values)
-            )
-            aggregates["actual_sum"] = total(actual_numbers)
-            aggregates["actual_squared_sum"] = total(actual_numbers * actual_numbers)
-        return aggregates
-
-    # --- values ------------------------------------------------------------
-    def _prediction_values(self, column: pd.Series) -> np.ndarray | None:
-        """Scores (binary), values (regression) or class indices stored as float (multiclass)."""
-        if self.multiclass:
-            labels = canonical_labels(column)
-            return self.classes.indices(labels).astype(np.float64)
-        return pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-
-    def _actual_values(self, frame: pd.DataFrame) -> np.ndarray:
-        name = self.model.columns.actual
-        n = len(frame)
-        if name not in frame.columns:
-            return np.full(n, np.nan)
-        column = frame[name]
-        if self.binary:
-            positive_number = _as_number(self.model.positive_class)
-            if is_numeric_dtype(column) and positive_number is not None:  # fast path: 0/1 columns
-                numbers = column.to_numpy(dtype=np.float64, na_value=np.nan)
-                return np.where(np.isnan(numbers), np.nan, (numbers == positive_number) * 1.0)
-            labels = canonical_labels(column)
-            return np.where(
-                labels == "", np.nan, (labels == self.model.positive_class).astype(np.float64)
-            )
-        if self.multiclass:
-            labels = canonical_labels(column)
-            classes = self.classes.indices(labels).astype(np.float64)
-            return np.where(labels == "", np.nan, classes)
-        return pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-
-    @staticmethod
-    def _has_outcome(actual: np.ndarray) -> np.ndarray:
-        return np.isfinite(actual)
-
-    def _classes(
-        self, values: np.ndarray, actual: np.ndarray
-    ) -> tuple[np.ndarray | None, np.ndarray | None]:
-        if self.binary:
-            return (values >= self.model.threshold).astype(np.int64), actual.astype(np.int64)
-        if self.multiclass:
-            return values.astype(np.int64), actual.astype(np.int64)
-        return None, None
+                for (bucket, version), one in zip(keys, counts, strict=True):
+                    bucket.counts(version).add(one)
+            if self.monitor is not None:
+                # the monitor compares class labels, not our class indices
+                labels = self.values.class_labels() if self.values.multiclass else None
+                live = ring.live_groups(timestamps, watermark)
+                _profile_outcomes(self.monitor, live, rows.actual, labels)
 
     def _version_indices(self, frame: pd.DataFrame, timestamps: np.ndarray) -> np.ndarray:
         static = self.model.model_version
@@ -391,26 +248,11 @@ class ModelState:
         """Move what was counted under these version slots to ``__other__``: the slots
         now belong to newer versions."""
         other = self.versions.limit
-        moved = dict.fromkeys(slots, other)
-        for counter in (self.predictions_total, self.outcomes_total):
-            for slot in slots:
-                if slot in counter:
-                    counter[other] = counter.get(other, 0) + counter.pop(slot)
-        for key in [k for k in self.confusion_total if k[0] in moved]:
-            target = (other, key[1], key[2])
-            self.confusion_total[target] = self.confusion_total.get(
-                target, 0
-            ) + self.confusion_total.pop(key)
+        self.totals.fold_versions(slots, other)
         for ring in self.rings:
             for bucket in ring.buckets.values():
-                per_version = bucket.get("q")
-                if not per_version:
-                    continue
-                for slot in slots:
-                    aggregate = per_version.pop(str(slot), None)
-                    if aggregate is not None:
-                        add_into(per_version.setdefault(str(other), {}), aggregate)
-        self.join.fold_versions(moved)
+                bucket.fold_versions(slots, other)
+        self.join.fold_versions(dict.fromkeys(slots, other))
 
     def _note_outcome_time(self, timestamp: float) -> None:
         if self.last_outcome_timestamp is None or timestamp > self.last_outcome_timestamp:
@@ -423,35 +265,24 @@ class ModelState:
         windows = []
         for ring in self.rings:
             total = ring.total()
-            per_version = {version_label(int(v)): agg for v, agg in total.get("q", {}).items()}
-            windows.append(WindowSnapshot(ring.window, per_version, total.get("f", {})))
-        class_label = self._confusion_label
+            per_version = {version_label(v): counts for v, counts in total.quality.items()}
+            windows.append(WindowSnapshot(ring.window, per_version, total.features))
+        predictions, outcomes, confusion = self.totals.labelled(
+            version_label, self.values.confusion_label
+        )
         return ModelSnapshot(
             model=self.model,
             watermark=self.watermark,
             last_outcome_timestamp=self.last_outcome_timestamp,
-            predictions_total=_by_label(self.predictions_total, version_label),
-            outcomes_total=_by_label(self.outcomes_total, version_label),
-            confusion_total={
-                (version_label(v), class_label(a), class_label(p)): c
-                for (v, a, p), c in self.confusion_total.items()
-            },
+            predictions_total=predictions,
+            outcomes_total=outcomes,
+            confusion_total=confusion,
             windows=tuple(windows),
             pending=len(self.join.predictions),
             waiting_outcomes=self.join.waiting_outcomes,
             expired_total=self.join.expired_total,
             unmatched_total=self.join.unmatched_total,
         )
-
-    def _class_labels(self) -> np.ndarray:
-        """The label of every class index (``limit``: ``__other__``)."""
-        labels = [self.classes.label(i) for i in range(self.classes.limit + 1)]
-        return np.array(labels, dtype=object)
-
-    def _confusion_label(self, index: int) -> str:
-        if self.binary:
-            return str(index)
-        return self.classes.label(index)
 
     # --- checkpoint ------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -460,11 +291,9 @@ class ModelState:
             "last_outcome_timestamp": self.last_outcome_timestamp,
             "versions": list(self.versions.values),
             "version_last_seen": list(self.versions.last_seen),
-            "classes": list(self.classes.values),
-            "predictions_total": dict(self.predictions_total),
-            "outcomes_total": dict(self.outcomes_total),
-            "confusion_total": dict(self.confusion_total),
-            "rings": {ring.window.name: copy_aggregate(ring.state()) for ring in self.rings},
+            "classes": list(self.values.classes.values),
+            "totals": self.totals.state(),
+            "rings": {ring.window.name: ring.state() for ring in self.rings},
             "join": self.join.state(),
             "monitor": self.monitor.state() if self.monitor is not None else None,
         }
@@ -473,63 +302,31 @@ class ModelState:
         self.watermark = state["watermark"]
         self.last_outcome_timestamp = state["last_outcome_timestamp"]
         self.versions = RecentLabels(
-            self.versions.limit, state["versions"], state.get("version_last_seen")
+            self.versions.limit, state["versions"], state["version_last_seen"]
         )
-        self.classes = LabelCapper(self.classes.limit, state["classes"])
-        self.predictions_total = dict(state["predictions_total"])
-        self.outcomes_total = dict(state["outcomes_total"])
-        self.confusion_total = dict(state["confusion_total"])
+        self.values.classes = LabelCapper(self.values.classes.limit, state["classes"])
+        self.totals.restore(state["totals"])
         for ring in self.rings:
             if ring.window.name in state["rings"]:
                 ring.restore(state["rings"][ring.window.name])
         self.join.restore(state["join"])
-        if self.monitor is not None and state.get("monitor") is not None:
+        if self.monitor is not None and state["monitor"] is not None:
             self.monitor.restore(state["monitor"])
 
 
-def _as_number(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
-def _repeated(ids: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
-    """Rows whose (id, time) pair came earlier in the same chunk."""
-    return pd.DataFrame({"id": ids, "time": timestamps}).duplicated().to_numpy()
-
-
-def _count_into(counter: dict[int, int], indices: np.ndarray) -> None:
-    counts = np.bincount(indices)
-    for key in np.flatnonzero(counts).tolist():
-        counter[key] = counter.get(key, 0) + int(counts[key])
-
-
-def _bucket_version_groups(
-    ring: BucketRing, timestamps: np.ndarray, versions: np.ndarray, watermark: float
-) -> tuple[np.ndarray, np.ndarray, list[tuple[Aggregate, str]]] | None:
-    """Rows in the ring's live buckets, grouped by (bucket, model version): the live-row
-    mask, each live row's group number, and each group's bucket and version label key."""
-    if len(timestamps) == 0:
-        return None
-    indices = ring.bucket_of(timestamps)
-    oldest = ring.oldest_live_bucket(watermark)
-    live = indices >= oldest
-    if not live.any():
-        return None
-    width = int(versions.max()) + 1
-    combined = (indices[live] - oldest) * width + versions[live]
-    uniques, group = dense_groups(combined, 4 * ring.n_buckets * width)
-    keys = [(ring.bucket(oldest + u // width), str(u % width)) for u in uniques.tolist()]
-    return live, group, keys
-
-
-def _by_label(counter: Mapping[int, int], label: Callable[[int], str]) -> dict[str, int]:
-    result: dict[str, int] = {}
-    for index, count in counter.items():
-        name = label(index)
-        result[name] = result.get(name, 0) + count
-    return result
-
-
-__all__ = ["OTHER", "ModelSnapshot", "ModelState", "WindowSnapshot"]
+def _profile_outcomes(
+    monitor: FeatureMonitor,
+    live: tuple[np.ndarray | None, np.ndarray, list[Bucket]] | None,
+    actual: np.ndarray,
+    class_labels: np.ndarray | None,
+) -> None:
+    """Profile the outcomes in each live bucket (``BucketRing.live_groups``); with
+    ``class_labels``, outcomes are class indices and the profile gets their labels."""
+    if live is None:
+        return
+    positions, group, buckets = live
+    for bucket, rows in zip(buckets, group_positions(positions, group, len(buckets)), strict=True):
+        outcomes = actual[rows]
+        if class_labels is not None:
+            outcomes = class_labels[outcomes.astype(np.int64)]
+        add_into(bucket.features, monitor.profile_outcomes(outcomes))

@@ -4,26 +4,29 @@ A window of length W is cut into ``n`` buckets of width ``W / n`` aligned to the
 epoch. A row with event time ``t`` lands in bucket ``floor(t / width)``. With watermark
 ``wm`` (the newest prediction time of the model) the window holds the ``n`` buckets up to
 and including the watermark's bucket, i.e. it covers
-``(ceil_to_bucket(wm) - W, ceil_to_bucket(wm)]``: the SPEC's ``(wm - W, wm]`` with its
+``(ceil_to_bucket(wm) - W, ceil_to_bucket(wm)]``: the window ``(wm - W, wm]`` with its
 trailing edge quantised to one bucket (1/n of the window). This keeps memory at
-``n x aggregate size`` whatever the row count, and the result depends only on the rows
+``n x bucket size`` whatever the row count, and the result depends only on the rows
 and the watermark, so live, restart and backfill agree.
 
-An aggregate is a nested dict of numpy arrays (counts, sums, histograms); two aggregates
-of the same kind add elementwise.
+A bucket holds the model-quality counts of each model version and the feature monitor's
+profile of its rows; two buckets add elementwise.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from exporter.config import Window
+from exporter.stats.quality import QualityCounts
 
-Aggregate = dict[str, Any]  # str -> np.ndarray | Aggregate
+# The feature monitor's profile of some rows: str -> np.ndarray | Aggregate, opaque here.
+Aggregate = dict[str, Any]
 
 
 def add_into(target: Aggregate, source: Mapping[str, Any]) -> Aggregate:
@@ -38,8 +41,40 @@ def add_into(target: Aggregate, source: Mapping[str, Any]) -> Aggregate:
     return target
 
 
-def copy_aggregate(source: Mapping[str, Any]) -> Aggregate:
-    return add_into({}, source)
+@dataclass(eq=False)
+class Bucket:
+    """What one time bucket (or a whole window) holds: quality counts by model-version
+    slot, and the summed feature/prediction/outcome profiles (empty without a monitor)."""
+
+    quality: dict[int, QualityCounts] = field(default_factory=dict)
+    features: Aggregate = field(default_factory=dict)
+
+    def counts(self, version: int) -> QualityCounts:
+        """The quality counts of a model-version slot, created empty on first use."""
+        return self.quality.setdefault(version, QualityCounts())
+
+    def add(self, other: Bucket) -> None:
+        for version, counts in other.quality.items():
+            self.counts(version).add(counts)
+        add_into(self.features, other.features)
+
+    def fold_versions(self, slots: Iterable[int], into: int) -> None:
+        """Move the counts of these version slots to slot ``into``."""
+        for slot in slots:
+            counts = self.quality.pop(slot, None)
+            if counts is not None:
+                self.counts(into).add(counts)
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "quality": {version: counts.state() for version, counts in self.quality.items()},
+            "features": add_into({}, self.features),
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> Bucket:
+        quality = {int(v): QualityCounts.from_state(c) for v, c in state["quality"].items()}
+        return cls(quality, dict(state["features"]))
 
 
 class BucketRing:
@@ -49,7 +84,7 @@ class BucketRing:
         self.window = window
         self.n_buckets = n_buckets
         self.width = window.seconds / n_buckets
-        self.buckets: dict[int, Aggregate] = {}
+        self.buckets: dict[int, Bucket] = {}
 
     def bucket_of(self, timestamps: np.ndarray) -> np.ndarray:
         return np.floor(timestamps / self.width).astype(np.int64)
@@ -57,26 +92,26 @@ class BucketRing:
     def oldest_live_bucket(self, watermark: float) -> int:
         return math.floor(watermark / self.width) - self.n_buckets + 1
 
-    def bucket(self, index: int) -> Aggregate:
-        return self.buckets.setdefault(index, {})
+    def bucket(self, index: int) -> Bucket:
+        return self.buckets.setdefault(index, Bucket())
 
     def evict(self, watermark: float) -> None:
         oldest = self.oldest_live_bucket(watermark)
         for index in [i for i in self.buckets if i < oldest]:
             del self.buckets[index]
 
-    def total(self) -> Aggregate:
-        total: Aggregate = {}
-        for aggregate in self.buckets.values():
-            add_into(total, aggregate)
+    def total(self) -> Bucket:
+        total = Bucket()
+        for bucket in self.buckets.values():
+            total.add(bucket)
         return total
 
     def live_groups(
         self, timestamps: np.ndarray, watermark: float
-    ) -> tuple[np.ndarray | None, np.ndarray, list[Aggregate]] | None:
+    ) -> tuple[np.ndarray | None, np.ndarray, list[Bucket]] | None:
         """The rows in live buckets, grouped by bucket without a row mask per bucket: their
         positions (ascending; None: every row), each one's group number, and each group's
-        bucket aggregate, in ascending bucket order.
+        bucket, in ascending bucket order.
 
         None when no row is in a live bucket."""
         if len(timestamps) == 0:
@@ -95,11 +130,31 @@ class BucketRing:
         uniques = (found + oldest).tolist()
         return positions, group, [self.bucket(int(index)) for index in uniques]
 
+    def version_groups(
+        self, timestamps: np.ndarray, versions: np.ndarray, watermark: float
+    ) -> tuple[np.ndarray, np.ndarray, list[tuple[Bucket, int]]] | None:
+        """The rows in live buckets, grouped by (bucket, model-version slot): the live-row
+        mask, each live row's group number, and each group's bucket and version slot.
+
+        None when no row is in a live bucket."""
+        if len(timestamps) == 0:
+            return None
+        indices = self.bucket_of(timestamps)
+        oldest = self.oldest_live_bucket(watermark)
+        live = indices >= oldest
+        if not live.any():
+            return None
+        width = int(versions.max()) + 1
+        combined = (indices[live] - oldest) * width + versions[live]
+        uniques, group = dense_groups(combined, 4 * self.n_buckets * width)
+        keys = [(self.bucket(oldest + u // width), u % width) for u in uniques.tolist()]
+        return live, group, keys
+
     def state(self) -> dict[str, Any]:
-        return {"buckets": self.buckets}
+        return {"buckets": {index: bucket.state() for index, bucket in self.buckets.items()}}
 
     def restore(self, state: Mapping[str, Any]) -> None:
-        self.buckets = {int(k): v for k, v in state["buckets"].items()}
+        self.buckets = {int(k): Bucket.from_state(v) for k, v in state["buckets"].items()}
 
 
 def dense_groups(values: np.ndarray, span_limit: int) -> tuple[np.ndarray, np.ndarray]:

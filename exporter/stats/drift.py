@@ -1,7 +1,8 @@
 """Drift statistics computed from counts: pure functions of a reference and a profile.
 
-Definitions follow SPEC 6, so that the numbers compare with scipy and Evidently
-(chi-square: with scipy's contingency test, not Evidently's):
+Definitions (docs/drift.md states them for users) follow scipy and Evidently, so that
+the numbers compare with theirs (chi-square: with scipy's contingency test, not
+Evidently's):
 
 - ``psi``: population stability index over the reference-quantile bins (default 10),
   proportions floored at 1e-4 (``max(p, 1e-4)``, no renormalization), natural log.
@@ -24,7 +25,7 @@ Definitions follow SPEC 6, so that the numbers compare with scipy and Evidently
   reference proportions as exact, it counts the reference's own sampling noise: with
   no drift the goodness-of-fit statistic is about ``1 + n_window / n_reference`` times
   too large, and flagged 83% of 2,000-row windows against 500-row references; this test
-  flags 5.5% of them (n = 1,000, `tests/test_drift_flag_rate.py`). An unseen category is
+  flags 5.5% of them (n = 1,000, `tests/stats/test_drift_flag_rate.py`). An unseen category is
   one more column, with reference count 0: the statistic is finite and grows with the
   number of unseen values, weighed against the reference's size (a category absent from
   500 reference rows may just be too rare to have been drawn), so a few unseen values
@@ -53,32 +54,20 @@ values equal to a grid point are counted apart from values strictly between two 
   its absolute value unless the CDFs cross inside that bin; where the difference changes
   sign between the bin's ends it is modelled as a single step that keeps the signed
   integral exact (exact when one value lies in the bin). The grid puts half its points
-  where the Wasserstein distance accumulates (`exporter.stats.reference._fine_grid`), so the
+  where the Wasserstein distance accumulates (`exporter.stats.fine_grid.fine_grid`), so the
   error stays well under 1% even for heavy tails; the measured errors are listed in the
-  docstring of `tests/test_drift.py`.
+  docstring of `tests/stats/test_drift.py`.
 
-KS p-value: as ``scipy.stats.ks_2samp(method="auto")``: the exact distribution when
-``max(n_ref, n_cur) <= 10000`` (scipy's rule) and additionally ``n_ref * n_cur <= 10**7``
-(this covers Evidently's <= 1000-row references with windows up to 10,000 rows) and
-the asymptotic p-value is >= 1e-10 (a huge statistic makes the exact sum slow, ~70 ms,
-and the p-value astronomically small either way), else Smirnov's asymptotic
-``kstwo.sf(d, round(en))`` with ``en = n_ref * n_cur / (n_ref + n_cur)``. scipy evaluates
-that one by a series whose cost grows with ``en`` (6 ms at ``en`` = 8,333, 36 ms at
-50,000, per feature and scrape), so from ``en >= 1000`` on it is replaced by Vrbik's
-corrected limiting distribution, ``kolmogorov(sqrt(en) d + 1/(6 sqrt(en)) +
-(sqrt(en) d - 1)/(4 en))`` (a few microseconds). Measured against ``kstwo.sf`` over the
-whole range of ``d``: at most 2.0e-5 absolute at ``en`` = 1,000, 2.6e-6 at 8,333, 4.4e-7
-at 50,000 (`tests/test_drift.py`), far below what could move a decision at p = 0.05.
-The exact branch calls scipy's own (private) routine; a scipy without it gets the
-asymptotic formula.
+KS p-value: `exporter.stats.ks`.
 
-``method: auto`` (SPEC 6, Evidently's default rule by reference size): numeric features
+``method: auto`` (Evidently's default rule by reference size, `choose_method`): numeric features
 use KS (drift if p < 0.05) when the reference has <= 1000 values, else normed
 Wasserstein (drift if >= 0.1); categorical features use chi-square (p < 0.05) when the
 reference has <= 1000 values, else Jensen-Shannon (>= 0.1). The reference size is the
 number of non-missing reference values of that feature, as Evidently drops missing
 values before testing. (Evidently also sends numeric features with <= 5 distinct values
-to the categorical tests; SPEC 6 does not, and neither does this module.)
+to the categorical tests; this module does not.) A method that applies to numeric values
+only (ks, wasserstein) configured for a categorical feature gets auto's choice instead.
 
 Prediction and outcome drift use the same functions: fit a `NumericReference` on the
 reference predictions for binary scores and regression, a `CategoricalReference` on
@@ -87,55 +76,39 @@ class labels (multiclass predictions, actual labels), and call `feature_drift`.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 
 import numpy as np
-from scipy.special import kolmogorov, rel_entr
-from scipy.stats import chi2, distributions
+from scipy.special import rel_entr
+from scipy.stats import chi2
 
+from exporter.config import DEFAULT_DRIFT_MIN_ROWS, DEFAULT_DRIFT_THRESHOLDS
+from exporter.config.schema import DRIFT_METHODS
+from exporter.stats.ks import ks_pvalue
+from exporter.stats.multivariate import MultivariateReference
 from exporter.stats.profile import psi_counts, valid_count
-from exporter.stats.reference import CategoricalReference, MultivariateReference, NumericReference
+from exporter.stats.reference import CategoricalReference, NumericReference
 
 __all__ = [
     "AUTO_REFERENCE_ROWS",
-    "DEFAULT_MIN_ROWS",
-    "DEFAULT_THRESHOLDS",
-    "METHODS",
+    "PVALUE_METHODS",
     "DriftResult",
     "MultivariateDrift",
     "chisquare_from_counts",
+    "choose_method",
     "feature_drift",
     "jensenshannon_from_counts",
     "ks_from_counts",
-    "ks_pvalue",
     "multivariate_drift",
     "psi",
     "wasserstein_from_counts",
 ]
 
-METHODS = ("psi", "ks", "wasserstein", "jensenshannon", "chisquare")
-PVALUE_METHODS = frozenset({"ks", "chisquare"})
+PVALUE_METHODS = frozenset({"ks", "chisquare"})  # drifted when p < threshold
 NUMERIC_ONLY_METHODS = frozenset({"ks", "wasserstein"})
-DEFAULT_THRESHOLDS: Mapping[str, float] = MappingProxyType(
-    {"psi": 0.2, "ks": 0.05, "wasserstein": 0.1, "jensenshannon": 0.1, "chisquare": 0.05}
-)
-DEFAULT_MIN_ROWS = 100
 AUTO_REFERENCE_ROWS = 1000  # Evidently: small references get the statistical tests
 PSI_FLOOR = 1e-4
-KS_EXACT_MAX_N = 10_000  # scipy.stats.ks_2samp's MAX_AUTO_N
-KS_EXACT_MAX_PRODUCT = 10**7  # with the next line, keeps the exact p-value under ~25 ms
-KS_EXACT_MIN_PVALUE = 1e-10  # below this the exact value only changes digits nobody reads
-KS_LIMIT_MIN_N = 1000  # from this effective size on, the corrected limit replaces kstwo
-
-try:  # scipy's exact two-sample KS distribution; private, hence the fallback
-    from scipy.stats._stats_py import (
-        _attempt_exact_2kssamp as _scipy_exact_ks,  # pyright: ignore[reportPrivateUsage]
-    )
-except ImportError:  # pragma: no cover - depends on the scipy version
-    _scipy_exact_ks = None
 
 
 @dataclass(frozen=True)
@@ -171,38 +144,6 @@ def psi(ref_props: np.ndarray, cur_counts: np.ndarray, floor: float = PSI_FLOOR)
     ref = np.maximum(np.asarray(ref_props, dtype=np.float64), floor)
     cur = np.maximum(counts / total, floor)
     return float(np.sum((cur - ref) * np.log(cur / ref)))
-
-
-def ks_pvalue(statistic: float, n_ref: int, n_cur: int) -> float:
-    """Two-sided two-sample KS p-value for sizes `n_ref`, `n_cur` (see module docstring)."""
-    if min(n_ref, n_cur) < 1:
-        raise ValueError("ks needs at least one value on each side")
-    big, small = sorted((float(n_ref), float(n_cur)), reverse=True)
-    effective = big * small / (big + small)
-    asymptotic = smirnov_asymptotic_pvalue(statistic, effective)
-    if (
-        _scipy_exact_ks is not None
-        and max(n_ref, n_cur) <= KS_EXACT_MAX_N
-        and n_ref * n_cur <= KS_EXACT_MAX_PRODUCT
-        and asymptotic >= KS_EXACT_MIN_PVALUE
-    ):
-        success, _, prob = _scipy_exact_ks(
-            n_ref, n_cur, math.gcd(n_ref, n_cur), statistic, "two-sided"
-        )
-        if success:
-            return float(np.clip(prob, 0.0, 1.0))
-    return asymptotic
-
-
-def smirnov_asymptotic_pvalue(statistic: float, effective_n: float) -> float:
-    """``kstwo.sf(statistic, round(effective_n))``, scipy's asymptotic two-sample p-value;
-    from `KS_LIMIT_MIN_N` on, Vrbik's corrected limit instead (module docstring)."""
-    n = float(np.round(effective_n))
-    if n < KS_LIMIT_MIN_N:
-        return float(np.clip(distributions.kstwo.sf(statistic, n), 0.0, 1.0))
-    root = math.sqrt(n)
-    x = root * statistic + 1 / (6 * root) + (root * statistic - 1) / (4 * n)
-    return float(np.clip(kolmogorov(x), 0.0, 1.0))
 
 
 def _cdf_difference(ref: NumericReference, cur_counts: np.ndarray) -> np.ndarray:
@@ -283,27 +224,27 @@ def chisquare_from_counts(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tup
     return statistic, float(chi2.sf(statistic, degrees))
 
 
-def _resolve_thresholds(thresholds: Mapping[str, float] | None) -> dict[str, float]:
-    merged = dict(DEFAULT_THRESHOLDS)
-    if thresholds:
-        unknown = sorted(set(thresholds) - set(METHODS))
-        if unknown:
-            raise ValueError(f"unknown drift method(s) in thresholds: {', '.join(unknown)}")
-        merged.update({name: float(value) for name, value in thresholds.items()})
-    return merged
+def choose_method(configured: str, categorical: bool, reference_values: int) -> tuple[str, str]:
+    """The method that decides drift for a feature, and why when it is not `configured`.
 
-
-def _resolve_method(method: str, categorical: bool, reference_rows: int) -> str:
-    if method == "auto":
-        small = reference_rows <= AUTO_REFERENCE_ROWS
+    ``auto``: KS / chi-square for references of at most `AUTO_REFERENCE_ROWS` values,
+    else normed Wasserstein / Jensen-Shannon; a numeric-only method on a categorical
+    feature: auto's choice. Raises ValueError for an unknown method.
+    """
+    if configured not in DRIFT_METHODS:
+        raise ValueError(f"unknown drift method {configured!r}; expected one of {DRIFT_METHODS}")
+    small = reference_values <= AUTO_REFERENCE_ROWS
+    if configured == "auto":
         if categorical:
-            return "chisquare" if small else "jensenshannon"
-        return "ks" if small else "wasserstein"
-    if method not in METHODS:
-        raise ValueError(f"unknown drift method {method!r}; expected auto or one of {METHODS}")
-    if categorical and method in NUMERIC_ONLY_METHODS:
-        raise ValueError(f"drift method {method!r} needs a numeric feature")
-    return method
+            method = "chisquare" if small else "jensenshannon"
+        else:
+            method = "ks" if small else "wasserstein"
+        relation = "<=" if small else ">"
+        return method, f"auto: {reference_values} reference values {relation} {AUTO_REFERENCE_ROWS}"
+    if categorical and configured in NUMERIC_ONLY_METHODS:
+        method = "chisquare" if small else "jensenshannon"
+        return method, f"{configured} applies to numeric values only; auto's choice for categories"
+    return configured, ""
 
 
 def feature_drift(
@@ -311,22 +252,18 @@ def feature_drift(
     profile: Mapping[str, np.ndarray],
     method: str = "auto",
     *,
-    thresholds: Mapping[str, float] | None = None,
-    reference_rows: int | None = None,
-    min_rows: int = DEFAULT_MIN_ROWS,
+    thresholds: Mapping[str, float] = DEFAULT_DRIFT_THRESHOLDS,
+    min_rows: int = DEFAULT_DRIFT_MIN_ROWS,
 ) -> DriftResult | None:
     """Drift of one feature (or the prediction, or the outcome) in one window.
 
-    Returns None when the window has fewer than `min_rows` valid values. `thresholds`
-    overrides `DEFAULT_THRESHOLDS` per method (p-value methods drift when
-    ``p < threshold``, the others when ``score >= threshold``); `reference_rows`
-    (default ``ref.n``) is what ``auto`` compares with 1000.
+    Returns None when the window has fewer than `min_rows` valid values. `method` is
+    resolved by `choose_method` (``ref.n`` reference values); `thresholds` has every
+    method's (p-value methods drift when ``p < threshold``, the others when
+    ``score >= threshold``).
     """
-    limits = _resolve_thresholds(thresholds)
     categorical = isinstance(ref, CategoricalReference)
-    chosen = _resolve_method(
-        method, categorical, ref.n if reference_rows is None else reference_rows
-    )
+    chosen, _ = choose_method(method, categorical, ref.n)
     if valid_count(profile) < max(min_rows, 1):
         return None
     scores: dict[str, float] = {}
@@ -345,16 +282,16 @@ def feature_drift(
     scores["jensenshannon"] = jensenshannon_from_counts(ref_counts, cur)
     scores["chisquare"], pvalues["chisquare"] = chisquare_from_counts(ref_counts, cur)
     if chosen in PVALUE_METHODS:
-        drifted = pvalues[chosen] < limits[chosen]
+        drifted = pvalues[chosen] < thresholds[chosen]
     else:
-        drifted = scores[chosen] >= limits[chosen]
+        drifted = scores[chosen] >= thresholds[chosen]
     return DriftResult(method=chosen, method_scores=scores, pvalues=pvalues, drifted=drifted)
 
 
 def multivariate_drift(
     ref: MultivariateReference,
     profile: Mapping[str, np.ndarray],
-    min_rows: int = DEFAULT_MIN_ROWS,
+    min_rows: int = DEFAULT_DRIFT_MIN_ROWS,
 ) -> MultivariateDrift | None:
     """Mean reconstruction error of a window's rows vs ``reference mean + 3 std``.
 

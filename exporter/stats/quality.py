@@ -1,8 +1,9 @@
-"""Model-quality statistics as pure functions over additive aggregates.
+"""Model-quality statistics: the additive counts a time bucket keeps of one model version,
+and the figures scikit-learn would give on the same rows, as pure functions of them.
 
 A window's rows are never kept; each time bucket holds counts and sums that add up
-elementwise (confusion matrices, score histograms, error sums). These functions turn a
-window's summed aggregate into the figures scikit-learn would give on the same rows.
+elementwise (confusion matrices, score histograms, error sums), and a window's figures
+come from the sum of its buckets.
 
 Undefined figures (precision with no predicted positive, R2 of a constant target) are
 returned as absent rather than 0 or NaN, so Prometheus shows no sample instead of a value
@@ -11,12 +12,188 @@ that would trip an alert.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 
 # ROC AUC from two score histograms: scores in the same bin count as ties. 4096 equal bins
 # on [0, 1] keep the error far below 0.005 for any spread of scores wider than ~1/400.
 SCORE_BINS = 4096
 _EPS = float(np.finfo(np.float64).eps)
+
+
+class _Additive:
+    """Dataclass fields that add up one by one: numbers, and arrays or a task's counts
+    that stay None until something is added to them, then hold a copy of it."""
+
+    def add(self, other: _Additive) -> None:
+        """Add ``other`` (of the same class) into these counts; nothing of it is shared."""
+        for field in dataclasses.fields(self):
+            mine, theirs = getattr(self, field.name), getattr(other, field.name)
+            if theirs is None:
+                continue
+            if mine is None:
+                setattr(self, field.name, copy.deepcopy(theirs))
+            elif isinstance(mine, _Additive):
+                mine.add(theirs)
+            else:
+                setattr(self, field.name, mine + theirs)
+
+    def state(self) -> dict[str, Any]:
+        """The counts as plain data for the checkpoint (what is None left out)."""
+        state = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if value is not None:
+                state[field.name] = value.state() if isinstance(value, _Additive) else value
+        return state
+
+
+@dataclass(eq=False)
+class ScoreCounts(_Additive):
+    """Binary: histograms of the scores of the positives and of the negatives
+    (``SCORE_BINS`` bins on [0, 1]) and the summed cross-entropy."""
+
+    positive: np.ndarray
+    negative: np.ndarray
+    log_loss_sum: float
+
+
+@dataclass(eq=False)
+class ErrorSums(_Additive):
+    """Regression: sums over the outcomes, of ``|y_hat - y|``, ``(y_hat - y)^2``,
+    ``|y_hat - y| / max(|y|, eps)``, ``y`` and ``y^2``."""
+
+    absolute: float
+    squared: float
+    absolute_percentage: float
+    actual: float
+    actual_squared: float
+
+
+@dataclass(eq=False)
+class QualityCounts(_Additive):
+    """What is known of one model version's quality in a time bucket or a whole window.
+    The task's counts stay None until one of its outcomes is counted."""
+
+    predictions: int = 0
+    outcomes: int = 0
+    confusion: np.ndarray | None = None  # classification: [actual, predicted] counts
+    scores: ScoreCounts | None = None  # binary
+    errors: ErrorSums | None = None  # regression
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> QualityCounts:
+        """The counts ``state()`` gave."""
+        confusion, scores, errors = (state.get(k) for k in ("confusion", "scores", "errors"))
+        return cls(
+            state["predictions"],
+            state["outcomes"],
+            None if confusion is None else np.asarray(confusion, dtype=np.int64),
+            None if scores is None else ScoreCounts(**scores),
+            None if errors is None else ErrorSums(**errors),
+        )
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """Rows whose outcome is known: the prediction (score, value or class index) and the
+    outcome as numbers, and for classification both as class indices."""
+
+    values: np.ndarray
+    actual: np.ndarray
+    predicted_class: np.ndarray | None
+    actual_class: np.ndarray | None
+
+    def subset(self, rows: np.ndarray) -> Outcomes:
+        """These rows only (a mask or positions)."""
+        return Outcomes(
+            self.values[rows],
+            self.actual[rows],
+            None if self.predicted_class is None else self.predicted_class[rows],
+            None if self.actual_class is None else self.actual_class[rows],
+        )
+
+
+def counts_by_group(
+    task: str, rows: Outcomes, group: np.ndarray, groups: int, classes: int
+) -> list[QualityCounts]:
+    """The counts of every group of rows at once (row ``i`` in group ``group[i]``), each
+    field from one bincount over all rows; ``classes``: the side of a confusion matrix."""
+
+    def total(weights: np.ndarray | None = None) -> list:
+        return np.bincount(group, weights=weights, minlength=groups).tolist()
+
+    def histogram(cells: np.ndarray, size: int, where: np.ndarray | None = None) -> np.ndarray:
+        keys = group * size + cells if where is None else (group * size + cells)[where]
+        return np.bincount(keys, minlength=groups * size).reshape(groups, size)
+
+    counts = [QualityCounts(outcomes=n) for n in total()]
+    predicted, actual = rows.predicted_class, rows.actual_class
+    if predicted is not None and actual is not None:
+        cells = histogram(actual * classes + predicted, classes * classes)
+        for one, matrix in zip(counts, cells.reshape(groups, classes, classes), strict=True):
+            one.confusion = matrix
+    if task == "binary":
+        positive = actual == 1
+        bins = score_bins(rows.values)
+        score_positive = histogram(bins, SCORE_BINS, positive)
+        score_negative = histogram(bins, SCORE_BINS, ~positive)
+        log_loss_sums = total(log_loss_terms(rows.values, positive))
+        for index, one in enumerate(counts):
+            one.scores = ScoreCounts(
+                score_positive[index], score_negative[index], log_loss_sums[index]
+            )
+    elif task == "regression":
+        actual_numbers = rows.actual.astype(np.float64)
+        error = rows.values - actual_numbers
+        sums = zip(
+            total(np.abs(error)),
+            total(error * error),
+            total(absolute_percentage_errors(actual_numbers, rows.values)),
+            total(actual_numbers),
+            total(actual_numbers * actual_numbers),
+            strict=True,
+        )
+        for one, five in zip(counts, sums, strict=True):
+            one.errors = ErrorSums(*five)
+    return counts
+
+
+def window_quality(task: str, counts: QualityCounts) -> dict[str, float]:
+    """The quality figures of one window and model version, from its summed counts."""
+    if counts.outcomes == 0:
+        return {}
+    if task == "regression":
+        if counts.errors is None:
+            raise ValueError(f"{counts.outcomes} outcomes without their error sums")
+        errors = counts.errors
+        return regression_metrics(
+            count=counts.outcomes,
+            abs_error_sum=errors.absolute,
+            squared_error_sum=errors.squared,
+            abs_percentage_error_sum=errors.absolute_percentage,
+            actual_sum=errors.actual,
+            actual_squared_sum=errors.actual_squared,
+        )
+    if counts.confusion is None:
+        raise ValueError(f"{counts.outcomes} outcomes without a confusion matrix")
+    if task == "multiclass":
+        return multiclass_metrics(counts.confusion)
+    result = binary_metrics(counts.confusion)
+    if counts.scores is None:
+        raise ValueError(f"{counts.outcomes} outcomes without their score histograms")
+    auc = roc_auc_from_histograms(counts.scores.positive, counts.scores.negative)
+    if auc is not None:
+        result["roc_auc"] = auc
+    loss = log_loss(counts.scores.log_loss_sum, counts.outcomes)
+    if loss is not None:
+        result["log_loss"] = loss
+    return result
 
 
 def score_bins(scores: np.ndarray) -> np.ndarray:

@@ -170,6 +170,10 @@ class BasicAuth:
         ).digest()
         if digest in self._verified:
             return AuthResult(Verdict.OK)
+        return self._verify(user, password, digest, client)
+
+    def _verify(self, user: str, password: bytes, digest: bytes, client: str) -> AuthResult:
+        """bcrypt, unless the client's bucket or the shared bcrypt budget is empty."""
         hashed = self._users.get(user)
         with self._state:
             now = self._clock()

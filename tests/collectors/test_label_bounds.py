@@ -1,4 +1,4 @@
-"""Label values from log data are bounded in length as well as in number (SPEC 6): a
+"""Label values from log data are bounded in length as well as in number: a
 model_version or class label longer than 128 characters is exported as its first 115
 characters, ``…`` and 12 hex digits of the SHA-256 of the whole value. The same value
 always gets the same label, two long values with the same beginning keep apart, and the

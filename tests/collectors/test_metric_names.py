@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from stack_support import RULE_FILES, DemoStack, load_yaml, shared_demo_stack
+from stack_support import RULE_FILES, DemoStack, load_yaml
 from support import REPO, parse_samples, require_binary, wait_for
 
 DIRECTORIES = (REPO / "grafana", REPO / "prometheus")
@@ -24,11 +23,6 @@ TOKEN = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
 DEADLINE = 150.0
 """Seconds the demo gets to expose every name (quality figures need outcomes, 20-30 s after
 their predictions; drift figures need drift.min_rows rows in a window: about 80 s)."""
-
-
-@pytest.fixture(scope="session")
-def demo_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoStack]:
-    yield from shared_demo_stack(tmp_path_factory)
 
 
 def files() -> list[Path]:
@@ -76,6 +70,7 @@ def test_names_are_found_where_expected() -> None:
     assert recording_rules() <= set(used), "a recording rule nothing uses"
 
 
+@pytest.mark.slow
 def test_every_mlmodel_name_exists_in_the_demo_scrape_or_the_recording_rules(
     demo_stack: DemoStack,
 ) -> None:
@@ -107,6 +102,7 @@ def test_every_mlmodel_name_exists_in_the_demo_scrape_or_the_recording_rules(
         )
 
 
+@pytest.mark.slow
 def test_recording_rules_return_data_from_the_demo(demo_stack: DemoStack) -> None:
     """Each recording rule that the rules and the dashboard use is evaluated to data."""
     prometheus = demo_stack.prometheus
@@ -118,6 +114,7 @@ def test_recording_rules_return_data_from_the_demo(demo_stack: DemoStack) -> Non
         )
 
 
+@pytest.mark.slow
 def test_demo_scrape_with_every_family_passes_promtool_check_metrics(demo_stack: DemoStack) -> None:
     """Once drift and quality figures exist, the demo's whole /metrics lints clean."""
     promtool = require_binary("promtool")

@@ -24,12 +24,15 @@ from prometheus_client import CollectorRegistry, generate_latest
 from support import Samples, parse_samples, require_binary, value
 
 from exporter.collectors.collector import ExporterCollector
+from exporter.collectors.drift import MonitorCollector
 from exporter.collectors.isolation import ScrapeErrors
 from exporter.config import config_from_mapping
 from exporter.ingest.engine import Engine, EngineSnapshot
 from exporter.ingest.tailer import Tailer
-from exporter.monitor.monitor import Monitor, MonitorCollector, build_monitors, monitor_factory
+from exporter.monitor.build import build_monitors, monitor_factory
+from exporter.monitor.monitor import Monitor
 from exporter.state.model_state import WindowSnapshot
+from exporter.stats.quality import QualityCounts
 from exporter.web.server import ExporterHTTPServer
 
 START = 1_717_200_000
@@ -83,12 +86,12 @@ def engine(tmp_path: Path) -> Iterator[tuple[Engine, dict[str, Monitor]]]:
 
 
 def corrupt(snapshot: Callable[[], EngineSnapshot], model: str) -> Callable[[], EngineSnapshot]:
-    """``snapshot``, with ``model``'s window aggregates missing their confusion matrix (as
+    """``snapshot``, with ``model``'s window counts missing their confusion matrix (as
     a damaged checkpoint could leave them): building its quality figures raises after its
     totals were built."""
 
     def damaged(window: WindowSnapshot) -> WindowSnapshot:
-        return dataclasses.replace(window, quality={"": {"predictions": 3, "outcomes": 3}})
+        return dataclasses.replace(window, quality={"": QualityCounts(predictions=3, outcomes=3)})
 
     def broken() -> EngineSnapshot:
         snap = snapshot()
@@ -220,7 +223,9 @@ def test_failures_are_logged_at_most_five_times_a_minute_per_model(
             text_of(collector)
         messages = [r.getMessage() for r in caplog.records]
         assert len(messages) == 5
-        assert all("model 'b'" in m and "KeyError: 'confusion'" in m for m in messages)
+        assert all(
+            "model 'b'" in m and "3 outcomes without a confusion matrix" in m for m in messages
+        )
         now[0] = 61.0
         samples = parse_samples(text_of(collector))
     assert value(samples, ERRORS, model="b") == 8

@@ -12,6 +12,8 @@ from support import fetch, require_binary, select, value, wait_for
 
 from exporter.state.checkpoint import FILE_NAME
 
+pytestmark = pytest.mark.slow  # starts real processes or runs for seconds
+
 COURSE_LOG = (
     "timestamp,prediction,actual\n"
     "2024-06-01 12:00,0.8,1\n"

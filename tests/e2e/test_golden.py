@@ -25,9 +25,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.cli import main as cli_main
 from exporter.collectors.collector import ExporterCollector
+from exporter.collectors.drift import MonitorCollector
 from exporter.config import load_config
 from exporter.ingest.engine import Engine
-from exporter.monitor.monitor import MonitorCollector, build_monitors, monitor_factory
+from exporter.monitor.build import build_monitors, monitor_factory
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 NOW = 1_767_830_460.0  # 2026-01-08T00:01:00Z, a minute after the last row

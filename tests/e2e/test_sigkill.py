@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from support import Exporter, select, value, wait_for
 
+pytestmark = pytest.mark.slow  # starts real processes or runs for seconds
+
 START = 1_717_200_000  # 2024-06-01T00:00:00Z
 
 

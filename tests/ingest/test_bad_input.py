@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from support import select, value, wait_for
+
+pytestmark = pytest.mark.slow  # starts real processes or runs for seconds
 
 GOOD_CSV = [
     b"2024-06-01T10:00:00Z,0.9,1,30\n",

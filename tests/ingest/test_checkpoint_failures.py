@@ -1,4 +1,4 @@
-"""A checkpoint that cannot be written (SPEC 8): the write is logged, counted and retried a
+"""A checkpoint that cannot be written: the write is logged, counted and retried a
 checkpoint interval later; the ingest goes on and counts every row exactly once; no half
 written temp file stays behind; once the disk is writable again the next checkpoint is
 written and a restart from it resumes exactly. ``run`` says at SIGTERM whether its final
@@ -20,7 +20,7 @@ import pytest
 from join_support import START, append, scrape
 from support import Samples, fetch, free_port, parse_samples, select, value, wait_for
 
-import exporter.ingest.engine
+import exporter.ingest.checkpoint_policy
 import exporter.state.checkpoint
 from exporter.config import Config, config_from_mapping
 from exporter.ingest.engine import Engine
@@ -148,6 +148,7 @@ def _break_state_dir(
     return state_dir, disk, refill
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["replaced by a file", "full disk"])
 def test_unwritable_state_dir_loses_no_row_and_recovers_exactly(
     tmp_path: Path,
@@ -233,7 +234,7 @@ def test_unwritable_state_dir_loses_no_row_and_recovers_exactly(
     assert temp_files(tmp_path) == []
 
 
-def test_a_failed_write_is_retried_one_checkpoint_interval_later(
+def test_a_failed_write_is_retried_one_checkpoint_interval_later(  # noqa: PLR0915 - one timeline of failures and retries, read top to bottom
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A failed write is counted and logged and not tried again before a checkpoint
@@ -247,13 +248,13 @@ def test_a_failed_write_is_retried_one_checkpoint_interval_later(
     disk = FullDisk(state_dir)
     monkeypatch.setattr(exporter.state.checkpoint, "os", disk)
     attempts: list[float] = []
-    real_save = exporter.ingest.engine.save_checkpoint
+    real_save = exporter.ingest.checkpoint_policy.save_checkpoint
 
     def counting_save(directory: Path, state: dict) -> int:
         attempts.append(clock.now)
         return real_save(directory, state)
 
-    monkeypatch.setattr(exporter.ingest.engine, "save_checkpoint", counting_save)
+    monkeypatch.setattr(exporter.ingest.checkpoint_policy, "save_checkpoint", counting_save)
     clock = Clock(tick=0.0)  # time moves only when the test says so
     clock.now = 100.0
     engine = engine_for(config_for(tmp_path, state_dir), clock)
@@ -391,6 +392,7 @@ def _run_until_sigterm(
     return code, output.read_text(errors="replace"), samples
 
 
+@pytest.mark.slow
 def test_run_exits_1_and_says_so_when_the_final_checkpoint_cannot_be_written(
     tmp_path: Path,
 ) -> None:
@@ -432,6 +434,7 @@ def test_a_state_dir_through_a_regular_file_is_a_clear_error_at_start(tmp_path: 
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_run_exits_0_when_the_final_checkpoint_is_written(tmp_path: Path) -> None:
     """The same run with a writable state_dir: exit code 0, the checkpoint on disk."""
     state_dir = tmp_path / "state"

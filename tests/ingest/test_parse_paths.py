@@ -1,4 +1,4 @@
-"""The fast paths read exactly what the general ones do, and what a tester found (issue 10).
+"""The fast paths read exactly what the general ones do, and what an adversarial tester found.
 
 CSV: a plain chunk goes through pyarrow (`exporter.ingest.arrow_csv`), anything else through
 pandas; timestamps in the ``...ffffffZ`` form are decoded from their bytes, anything else
@@ -6,7 +6,7 @@ by ``pd.to_datetime``. Each pair is compared on the same input.
 
 The scenarios below are the cases an adversarial tester saw: a parser that raised (and
 made the engine skip the chunk), lines miscounted, cells that meant something other than
-what they say. Each asserts exact counts: one line, one verdict (SPEC 8). The properties
+what they say. Each asserts exact counts: one line, one verdict. The properties
 over any input are in ``test_parse_properties.py``.
 """
 
@@ -21,7 +21,10 @@ import pandas as pd
 import pytest
 
 from exporter.ingest.arrow_csv import read_plain_csv
-from exporter.ingest.parse import ParsedRows, RowSchema, parse_chunk_safely, parse_csv, parse_jsonl
+from exporter.ingest.csv_rows import parse_csv
+from exporter.ingest.jsonl_rows import parse_jsonl
+from exporter.ingest.parse import parse_chunk_safely
+from exporter.ingest.rows import ParsedRows, RowSchema
 from exporter.ingest.timestamps import iso_z_seconds, parse_timestamps
 
 NAMES = ["timestamp", "id", "age", "plan", "prediction", "actual", "note"]
@@ -180,7 +183,7 @@ def test_a_repeated_header_name_reads_as_pandas_names_it() -> None:
     assert rows.frame["age"].tolist() == [31.0]
 
 
-# --- issue 10: what the tester saw ---------------------------------------------------
+# --- what the adversarial tester saw ----------------------------------------------
 
 HEADER3 = b"timestamp,prediction,actual"
 ROW3 = b"2024-06-01T00:00:00Z,0.5,1\n"
@@ -315,7 +318,8 @@ def test_the_category_na_is_a_category_live_and_in_the_reference(tmp_path: Path)
     live = parse_csv(header, b"2024-06-01T00:00:00Z,0.5,NA\n2024-06-01T00:00:00Z,0.5,\n", schema)
     assert live.frame["plan"].astype(object).tolist()[0] == "NA"
     assert live.frame["plan"].isna().tolist() == [False, True]
-    from exporter.stats.reference import fit_categorical, read_reference_csv  # noqa: PLC0415
+    from exporter.stats.fit import fit_categorical  # noqa: PLC0415
+    from exporter.stats.reference_csv import read_reference_csv  # noqa: PLC0415
 
     path = tmp_path / "reference.csv"
     path.write_text("plan,x\nNA,1\nbasic,2\nNA,3\n,4\n")
@@ -404,8 +408,8 @@ def test_a_json_integer_past_python_digit_limit_is_infinite_not_a_parse_error() 
 
 
 def test_a_header_that_is_not_this_log_is_not_echoed() -> None:
-    """A source pointed at a file that is not a prediction log (issue 11: /etc/shadow's
-    first line was logged verbatim): its rows are rejected, its first line never shown."""
+    """A source pointed at a file that is not a prediction log (/etc/shadow's first line
+    was once logged verbatim): its rows are rejected, its first line never shown."""
     secret = b"root:$6$saltsalt$hashhashhash:20228:0:99999:7:::"
     schema = RowSchema(timestamp="timestamp", required=("prediction",))
     result = parse_csv(secret, b"daemon:*:20228:0:99999:7:::\n", schema)

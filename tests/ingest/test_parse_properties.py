@@ -1,9 +1,9 @@
-"""One line, one verdict, for any bytes (SPEC 8; issue 10).
+"""One line, one verdict, for any bytes.
 
-Properties of `exporter.ingest.parse` over CSV and JSON Lines: arbitrary bytes, and chunks of
-valid lines mixed with mutated ones (truncated; a quote, NUL, CR, BOM, invalid UTF-8, a
-400-digit number or deep nesting inserted; a field added or dropped; a value swapped for
-an NA-like text or a non-scalar). For every chunk:
+Properties of `exporter.ingest.parse` and the CSV and JSON Lines parsers under it:
+arbitrary bytes, and chunks of valid lines mixed with mutated ones (truncated; a quote,
+NUL, CR, BOM, invalid UTF-8, a 400-digit number or deep nesting inserted; a field added
+or dropped; a value swapped for an NA-like text or a non-scalar). For every chunk:
 
 * ``lines == accepted + rejected``, and ``lines`` is the number of non-blank lines;
 * nothing escapes `parse_chunk_safely`, and the format's parser itself does not raise;
@@ -24,11 +24,17 @@ from unittest import mock
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import exporter.ingest.parse
-from exporter.ingest.parse import ParsedRows, RowSchema, parse_chunk_safely, parse_csv, parse_jsonl
+from exporter.ingest.csv_rows import parse_csv
+from exporter.ingest.jsonl_rows import parse_jsonl
+from exporter.ingest.parse import parse_chunk_safely
+from exporter.ingest.rows import ParsedRows, RowSchema
+
+pytestmark = pytest.mark.slow  # starts real processes or runs for seconds
 
 PROPERTY = settings(
     max_examples=200,

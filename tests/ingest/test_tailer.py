@@ -1,4 +1,5 @@
-"""Tests for exporter.ingest.tailer, named after the rules at the top of that module.
+"""Tests for exporter.ingest.tailer, named after the rules written in the docstrings of the
+exporter.ingest.tail_* modules (tailer's docstring says which rule is where).
 
 Real files in tmp_path, rotated the way logrotate does it (os.rename + create; shutil.copyfile
 + os.truncate for copytruncate); every test calls poll() itself, nothing sleeps.
@@ -6,18 +7,16 @@ Real files in tmp_path, rotated the way logrotate does it (os.rename + create; s
 
 from __future__ import annotations
 
-import errno
 import json
 import os
-import random
 import shutil
-from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 
-from exporter.ingest.tailer import Chunk, Tailer, split_complete_lines
+from exporter.ingest.tail_read import Chunk, split_complete_lines
+from exporter.ingest.tailer import Tailer
 
 HEADER = b"id,value\n"
 
@@ -63,6 +62,15 @@ def events() -> list[tuple[str, str]]:
 
 def csv_tailer(tmp_path: Path, source: str = "preds.csv", **kwargs: object) -> Tailer:
     return Tailer(source, fmt="csv", base_dir=tmp_path, **kwargs)  # type: ignore[arg-type]
+
+
+def read_once(tmp_path: Path, *ids: int) -> tuple[Path, Tailer]:
+    """preds.csv with rows `ids`, and a tailer of it that has read them."""
+    log = tmp_path / "preds.csv"
+    write(log, HEADER, rows(*ids))
+    tailer = csv_tailer(tmp_path)
+    poll(tailer)
+    return log, tailer
 
 
 # --- offsets and header ---------------------------------------------------------------------
@@ -200,10 +208,7 @@ def test_copytruncate_recovers_rows_written_before_the_copy(tmp_path: Path) -> N
 
 def test_copytruncate_with_writer_past_old_offset_detected_by_fingerprint(tmp_path: Path) -> None:
     """After the truncate the file may already be longer than our offset: the start decides."""
-    log = tmp_path / "preds.csv"
-    write(log, HEADER, rows(1, 2))
-    tailer = csv_tailer(tmp_path)
-    poll(tailer)
+    log, tailer = read_once(tmp_path, 1, 2)
     write(log, rows(3))
     shutil.copyfile(log, tmp_path / "preds.csv.1")
     os.truncate(log, 0)
@@ -233,10 +238,7 @@ def test_csv_truncated_in_place_keeps_its_header_unless_the_writer_rewrites_it(
     tmp_path: Path,
 ) -> None:
     """After a truncation the first line is a header only if it equals the old header."""
-    log = tmp_path / "preds.csv"
-    write(log, HEADER, rows(1))
-    tailer = csv_tailer(tmp_path)
-    poll(tailer)
+    log, tailer = read_once(tmp_path, 1)
     os.truncate(log, 0)
     write(log, rows(2))
     (chunk,) = poll(tailer)
@@ -249,10 +251,7 @@ def test_csv_truncated_in_place_keeps_its_header_unless_the_writer_rewrites_it(
 
 def test_deleted_and_recreated_file_is_read_from_start(tmp_path: Path) -> None:
     """The deleted file is finished through its descriptor; the new one is read from 0."""
-    log = tmp_path / "preds.csv"
-    write(log, HEADER, rows(1))
-    tailer = csv_tailer(tmp_path)
-    poll(tailer)
+    log, tailer = read_once(tmp_path, 1)
     write(log, rows(2))
     log.unlink()
     write(log, HEADER, rows(1, 9))  # starts like the old file: not a copy of it all the same
@@ -262,10 +261,7 @@ def test_deleted_and_recreated_file_is_read_from_start(tmp_path: Path) -> None:
 
 def test_recreated_file_with_reused_inode_is_detected_by_fingerprint(tmp_path: Path) -> None:
     """Across a restart the same inode may hold new content: the fingerprint tells."""
-    log = tmp_path / "preds.csv"
-    write(log, HEADER, rows(1, 2))
-    tailer = csv_tailer(tmp_path)
-    poll(tailer)
+    log, tailer = read_once(tmp_path, 1, 2)
     state = json.loads(json.dumps(tailer.state()))
     tailer.close()
     # What ext4 does when a deleted file's inode is reused: same (dev, inode), other bytes.
@@ -394,33 +390,30 @@ def test_restart_from_state_resumes_exactly(tmp_path: Path) -> None:
     assert tailer.stats().rotations == 2
 
 
-def test_restart_after_copytruncate_while_down(tmp_path: Path) -> None:
-    """A copytruncate while the exporter was down is recovered from the copy."""
-    log = tmp_path / "preds.csv"
-    write(log, HEADER, rows(1))
-    tailer = csv_tailer(tmp_path)
-    poll(tailer)
+def copytruncated_while_down(tmp_path: Path, copy: str) -> dict:
+    """Row 1 is read and checkpointed; then, while the exporter is down, row 2 is written and
+    the log is copied to `copy` and truncated. Returns the checkpointed state."""
+    log, tailer = read_once(tmp_path, 1)
     state = json.loads(json.dumps(tailer.state()))
     tailer.close()
     write(log, rows(2))
-    shutil.copyfile(log, tmp_path / "preds.csv.1")
+    shutil.copyfile(log, tmp_path / copy)
     os.truncate(log, 0)
-    write(log, rows(3, 4, 5))
+    return state
+
+
+def test_restart_after_copytruncate_while_down(tmp_path: Path) -> None:
+    """A copytruncate while the exporter was down is recovered from the copy."""
+    state = copytruncated_while_down(tmp_path, "preds.csv.1")
+    write(tmp_path / "preds.csv", rows(3, 4, 5))
     tailer = csv_tailer(tmp_path, state=state)
     assert ids_of(poll(tailer)) == ["2", "3", "4", "5"]
 
 
 def test_restart_after_copytruncate_and_then_rename_while_down(tmp_path: Path) -> None:
     """Truncated in place, then renamed away: the copy and the file's new rows are both read."""
+    state = copytruncated_while_down(tmp_path, "preds.csv.1.copy")
     log = tmp_path / "preds.csv"
-    write(log, HEADER, rows(1))
-    tailer = csv_tailer(tmp_path)
-    poll(tailer)
-    state = json.loads(json.dumps(tailer.state()))
-    tailer.close()
-    write(log, rows(2))
-    shutil.copyfile(log, tmp_path / "preds.csv.1.copy")
-    os.truncate(log, 0)
     write(log, HEADER, rows(3))
     os.rename(log, tmp_path / "preds.csv.1")
     write(log, HEADER, rows(4))
@@ -460,10 +453,7 @@ def test_file_gone_while_down_is_reported_lost(
     tmp_path: Path, events: list[tuple[str, str]]
 ) -> None:
     """A recorded file found nowhere is reported; the file now under its name is read from 0."""
-    log = tmp_path / "preds.csv"
-    write(log, HEADER, rows(1))
-    tailer = csv_tailer(tmp_path)
-    poll(tailer)
+    log, tailer = read_once(tmp_path, 1)
     state = tailer.state()
     tailer.close()
     write(tmp_path / "new", HEADER, rows(2))  # created first: it cannot reuse the inode
@@ -572,263 +562,3 @@ def test_lag_bytes(tmp_path: Path) -> None:
     assert tailer.stats().lag_bytes == len(rows(7))
     poll(tailer)
     assert tailer.stats().lag_bytes == 0
-
-
-# --- everything at once -----------------------------------------------------------------------
-class _Writer:
-    """A model server appending to one log, rotated by a logrotate with every option."""
-
-    def __init__(self, directory: Path, fmt: str, globbed: bool, rng: random.Random) -> None:
-        self.dir, self.fmt, self.globbed, self.rng = directory, fmt, globbed, rng
-        self.ext = "csv" if fmt == "csv" else "jsonl"
-        self.path = directory / f"preds.{self.ext}"
-        self.expected: Counter[bytes] = Counter()
-        self.too_long = 0
-        self.next_id = 0
-        self.pending: tuple[bytes, int] | None = None  # a line and how much of it is written
-        self.rotated = 0
-        self.lines_in_file = 0  # data lines (not too long) in the current file's content
-        self.fd = self._create()
-
-    def rotated_name(self, n: int) -> Path:
-        if self.globbed:
-            return self.dir / f"preds.{n}.{self.ext}"
-        return self.dir / f"preds.{self.ext}.{n}"
-
-    def _create(self) -> int:
-        self.lines_in_file = 0
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        if self.fmt == "csv":
-            os.write(fd, HEADER)
-        return fd
-
-    def _line(self) -> bytes:
-        self.next_id += 1
-        size = self.rng.choice([0, 3, 10, 40]) if self.rng.random() > 0.03 else 300
-        pad = "x" * self.rng.randrange(size + 1)
-        if self.fmt == "csv":
-            return f"{self.next_id},{pad}\n".encode()
-        return json.dumps({"id": self.next_id, "pad": pad}).encode() + b"\n"
-
-    def _completed(self, line: bytes, *, in_current_file: bool = True) -> None:
-        if len(line) - 1 > MAX_LINE:
-            self.too_long += 1
-        else:
-            self.expected[line[:-1]] += 1
-            self.lines_in_file += in_current_file
-
-    def finish_line(self, fd: int | None = None) -> None:
-        if self.pending is not None:
-            line, written = self.pending
-            os.write(self.fd if fd is None else fd, line[written:])
-            self._completed(line, in_current_file=fd is None)
-            self.pending = None
-
-    def append(self) -> None:
-        self.finish_line()
-        for _ in range(self.rng.randrange(1, 6)):
-            line = self._line()
-            os.write(self.fd, line)
-            self._completed(line)
-        if self.rng.random() < 0.3:
-            line = self._line()
-            written = self.rng.randrange(1, len(line))
-            os.write(self.fd, line[:written])
-            self.pending = (line, written)
-
-    def drop_partial_line(self) -> None:
-        """The partial line goes away with the file's content: it never becomes a line."""
-        self.pending = None
-
-    def _shift(self) -> None:
-        for n in range(self.rotated, 0, -1):
-            os.rename(self.rotated_name(n), self.rotated_name(n + 1))
-        self.rotated += 1
-        if self.rotated > 3:  # rotate 3: the oldest goes
-            self.rotated_name(self.rotated).unlink()
-            self.rotated = 3
-
-    def rename_and_create(self) -> None:
-        self._shift()
-        os.rename(self.path, self.rotated_name(1))
-        old, self.fd = self.fd, self._create()
-        if self.rng.random() < 0.5:  # a slow writer finishes in the old file
-            self.finish_line(old)
-            line = self._line()
-            os.write(old, line)
-            self._completed(line, in_current_file=False)
-        else:
-            self.finish_line(old)
-        os.close(old)
-
-    def copytruncate(self) -> None:
-        # The writer appends nothing between the copy and the truncate: lines written in
-        # that gap are lost by logrotate itself, whatever a tailer does.
-        self.finish_line()
-        self._shift()
-        shutil.copyfile(self.path, self.rotated_name(1))
-        os.truncate(self.path, 0)
-        self.lines_in_file = 0
-        if self.fmt == "csv" and self.rng.random() < 0.5:
-            os.write(self.fd, HEADER)
-
-    def truncate(self) -> None:
-        self.drop_partial_line()
-        os.truncate(self.path, 0)
-        self.lines_in_file = 0
-        if self.fmt == "csv" and self.rng.random() < 0.5:
-            os.write(self.fd, HEADER)
-
-    def delete_and_create(self) -> None:
-        self.drop_partial_line()
-        self.path.unlink()
-        os.close(self.fd)
-        self.fd = self._create()
-
-
-MAX_LINE = 120
-
-
-class _OutOfDescriptors:
-    """While `on`, the tailer's os.open (read-only) and os.scandir fail with EMFILE or ENFILE
-    now and then, as when the rest of the process holds every descriptor."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, rng: random.Random, rate: float) -> None:
-        self.on = False
-        real_open, real_scandir = os.open, os.scandir
-        reading = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
-
-        def fail(path: object) -> None:
-            if self.on and rng.random() < rate:
-                code = rng.choice([errno.EMFILE, errno.ENFILE])
-                raise OSError(code, os.strerror(code), str(path))
-
-        def open_(path: str, flags: int, *args: object, **kwargs: object) -> int:
-            if flags == reading:
-                fail(path)
-            return real_open(path, flags, *args, **kwargs)  # type: ignore[arg-type]
-
-        def scandir(path: str = ".") -> object:
-            fail(path)
-            return real_scandir(path)
-
-        monkeypatch.setattr(os, "open", open_)
-        monkeypatch.setattr(os, "scandir", scandir)
-
-
-@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
-@pytest.mark.parametrize("globbed", [False, True], ids=["path", "glob"])
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_random_rotations_truncations_and_restarts_count_every_line_exactly_once(
-    tmp_path: Path, fmt: str, globbed: bool, seed: int
-) -> None:
-    """Appends (some partial), both rotation kinds, truncation, deletion, polls and restarts
-    (also in the middle of a poll) in random order: every completed line is read exactly once,
-    and every too-long line is counted exactly once."""
-    _random_run(tmp_path, fmt, globbed, seed)
-
-
-@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
-@pytest.mark.parametrize("globbed", [False, True], ids=["path", "glob"])
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_random_rotations_with_files_closed_and_descriptors_running_out_count_every_line_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str, globbed: bool, seed: int
-) -> None:
-    """The same with every idle file closed after each poll, at most 4 descriptors, and
-    EMFILE/ENFILE from open and from listing a directory at random in every other poll (and
-    in the polls cut short by a restart): still every line exactly once."""
-    faults = _OutOfDescriptors(monkeypatch, random.Random(seed + 100), rate=0.2)
-    _random_run(tmp_path, fmt, globbed, seed, faults, max_open=4, idle_seconds=0.0)
-
-
-def _random_run(
-    tmp_path: Path,
-    fmt: str,
-    globbed: bool,
-    seed: int,
-    faults: _OutOfDescriptors | None = None,
-    **tailer_kwargs: object,
-) -> None:
-    rng = random.Random(seed)
-    writer = _Writer(tmp_path, fmt, globbed, rng)
-    source = f"preds*.{writer.ext}" if globbed else writer.path.name
-    chunk_bytes = rng.choice([50, 97, 4096])
-
-    def new_tailer(state: dict | None = None) -> Tailer:
-        return Tailer(
-            source,
-            fmt=fmt,
-            base_dir=tmp_path,
-            max_line_bytes=MAX_LINE,
-            chunk_bytes=chunk_bytes,
-            state=state,
-            **tailer_kwargs,  # type: ignore[arg-type]
-        )
-
-    tailer = new_tailer()
-    rotate = {
-        "rename": writer.rename_and_create,
-        "copytruncate": writer.copytruncate,
-        "truncate": writer.truncate,
-        "delete": writer.delete_and_create,
-    }
-    got: Counter[bytes] = Counter()
-    too_long = 0
-    # A rotation needs a complete poll since the last one: a file created and rotated away
-    # between two polls is never seen by a path source. A copytruncate also needs that poll
-    # to have seen a data line in the file: a file without one has no fingerprint to notice
-    # that it was filled, copied and truncated behind our back (see the module's rules).
-    synced = seen_data = False
-
-    def take(chunks: Iterable[Chunk]) -> None:
-        nonlocal too_long
-        for chunk in chunks:
-            got.update(lines_of([chunk]))
-            too_long += chunk.too_long
-
-    def full_poll() -> None:
-        nonlocal synced, seen_data
-        if faults is not None:  # a poll that may leave things for the next one, then that one
-            faults.on = True
-            take(tailer.poll())
-            faults.on = False
-        take(tailer.poll())
-        synced, seen_data = True, writer.lines_in_file > 0
-
-    for _ in range(300):
-        action = rng.choices(
-            ["append", "poll", "restart", "rename", "copytruncate", "truncate", "delete"],
-            [40, 20, 8, 6, 6, 3, 3],
-        )[0]
-        if action == "append":
-            writer.append()
-        elif action == "poll":
-            full_poll()
-        elif action == "restart":
-            if rng.random() < 0.5:  # killed in the middle of a poll
-                it = tailer.poll()
-                if faults is not None:
-                    faults.on = True
-                for _ in range(rng.randrange(4)):
-                    chunk = next(it, None)
-                    if chunk is None:
-                        break
-                    take([chunk])
-                if faults is not None:
-                    faults.on = False
-            state = json.loads(json.dumps(tailer.state()))
-            tailer.close()
-            tailer = new_tailer(state)
-        elif synced and (seen_data or action != "copytruncate"):
-            if action in ("truncate", "delete"):
-                full_poll()  # what was not read before these is lost by design
-            rotate[action]()
-            synced = False
-    for _ in range(3):
-        full_poll()
-    assert got == writer.expected
-    assert too_long == writer.too_long
-    partial = 0 if writer.pending is None else writer.pending[1]
-    assert tailer.stats().lag_bytes == partial
-    assert tailer.stats().up
-    tailer.close()

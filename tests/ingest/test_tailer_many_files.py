@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter.ingest.tailer import Chunk, Tailer
+from exporter.ingest.tail_read import Chunk
+from exporter.ingest.tailer import Tailer
 
 HEADER = b"id,value\n"
 FILES = 10_000
@@ -134,6 +135,7 @@ class Logs:
 
 
 # --- tests -----------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_ten_thousand_files_under_a_1024_descriptor_limit_are_each_line_read_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -211,6 +213,7 @@ def median_seconds(step: Callable[[], object], times: int = 9) -> float:
     return statistics.median(spent)
 
 
+@pytest.mark.slow
 def test_an_idle_poll_over_ten_thousand_files_costs_a_listing_and_a_stat_per_name(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

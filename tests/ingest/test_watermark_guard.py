@@ -1,4 +1,4 @@
-"""The watermark guard (SPEC 5, 6): a timestamp more than ``max_future`` (default 5m) ahead
+"""The watermark guard: a timestamp more than ``max_future`` (default 5m) ahead
 of the wall clock is a clock or parsing error. The row is rejected with reason
 ``timestamp`` and moves nothing: not the prediction watermark (which would empty every
 window and make the rows after it ``late``), not the outcome stream's event time (which

@@ -1,4 +1,4 @@
-"""Tests for exporter.monitor.monitor: log rows in, data-quality and drift samples out.
+"""Tests for exporter.monitor: log rows in, data-quality and drift samples out.
 
 Rows go the way the exporter sends them: CSV text through `parse_csv` into `ModelState`
 (which calls the monitor), then a scrape of `ExporterCollector` with the monitor's
@@ -23,21 +23,20 @@ from scipy.spatial.distance import jensenshannon
 from support import require_binary
 
 from exporter.collectors.collector import ExporterCollector
+from exporter.collectors.drift import MonitorCollector
 from exporter.config import ConfigError, ModelConfig, config_from_mapping
-from exporter.ingest.engine import Engine, EngineSnapshot, outcome_schema, prediction_schema
-from exporter.ingest.parse import parse_csv
-from exporter.monitor.monitor import (
-    MONITOR_FINE_BINS,
-    Monitor,
-    MonitorCollector,
-    build_monitor,
-    build_monitors,
-    describe,
-    monitor_factory,
-)
+from exporter.ingest.csv_rows import parse_csv
+from exporter.ingest.engine import Engine, EngineSnapshot
+from exporter.ingest.model_schemas import outcome_schema, prediction_schema
+from exporter.monitor.baseline import MONITOR_FINE_BINS
+from exporter.monitor.build import build_monitor, build_monitors, monitor_factory
+from exporter.monitor.describe import describe
+from exporter.monitor.encoding import category_counts
+from exporter.monitor.monitor import Monitor
+from exporter.monitor.profiling import binned_profiles
 from exporter.state.model_state import ModelState
-from exporter.stats.profile import categorical_profile, numeric_profile
-from exporter.stats.reference import CategoricalReference
+from exporter.stats.fine_grid import fine_histogram
+from exporter.stats.reference import CategoricalReference, NumericReference
 
 START = 1_717_200_000.0
 PLANS = np.array(["basic", "pro", "team", "enterprise"], dtype=object)
@@ -503,8 +502,8 @@ def test_outcome_drift_for_binary_outcomes_joined_later(tmp_path: Path) -> None:
 
 
 def test_multiclass_predictions_drift_by_label(tmp_path: Path) -> None:
-    """Multiclass predictions are class labels; outcomes count only when given as labels
-    (the model state's class indices cannot be mapped back here)."""
+    """Multiclass predictions are class labels, and so are outcomes (the model state maps
+    its class indices back to labels); an array of indices is not counted."""
     rng = np.random.default_rng(23)
     classes = np.array(["cat", "dog", "bird"], dtype=object)
     reference = pd.DataFrame(
@@ -592,7 +591,7 @@ def test_from_stream_reference_survives_restarts(tmp_path: Path) -> None:
     assert restarted.monitor.baseline.tag == tag
     window = steady.snapshot().windows[0].features
     assert int(window["rows"]) == 1200
-    binned = monitor.binned_profiles(window)["features"]["x"]["fine_counts"]
+    binned = binned_profiles(window, monitor.baseline)["features"]["x"]["fine_counts"]
     assert int(binned.sum()) == 200
     assert any(
         line.startswith("y: numeric (inferred from the reference)")
@@ -615,8 +614,8 @@ def test_from_stream_reference_survives_restarts(tmp_path: Path) -> None:
 # --- engine, bins, safety ----------------------------------------------------------------------
 
 
-def test_bucket_profiles_equal_the_profile_module(tmp_path: Path) -> None:
-    """Encode-once bucket profiles add up to `numeric_profile` / `categorical_profile`."""
+def test_bucket_profiles_count_every_value_once(tmp_path: Path) -> None:
+    """Encode-once bucket profiles add up to the chunk's fine histogram / category counts."""
     rng = np.random.default_rng(31)
     reference = credit_rows(rng, 5000, drifted=False)
     model = model_config(
@@ -631,27 +630,19 @@ def test_bucket_profiles_equal_the_profile_module(tmp_path: Path) -> None:
     monitor = state.monitor
     assert isinstance(monitor, Monitor)
     for window in state.snapshot().windows:
-        binned = monitor.binned_profiles(window.features)["features"]
+        binned = binned_profiles(window.features, monitor.baseline)["features"]
         for spec in monitor.baseline.features:
             values = live[spec.name].to_numpy()
-            if spec.type == "numeric":
-                expected = numeric_profile(values.astype(float), None, spec.ref)  # type: ignore[arg-type]
+            if isinstance(spec.ref, NumericReference):
+                finite = values.astype(float)
+                counts, offsets = fine_histogram(spec.ref.fine_edges, finite[np.isfinite(finite)])
                 got = binned[spec.name]
-                assert np.array_equal(got["fine_counts"], expected["fine_counts"])
-                np.testing.assert_allclose(
-                    got["fine_offsets"], expected["fine_offsets"], rtol=1e-9, atol=1e-6
-                )
+                assert np.array_equal(got["fine_counts"], counts)
+                np.testing.assert_allclose(got["fine_offsets"], offsets, rtol=1e-9, atol=1e-6)
             else:
-                expected = categorical_profile(values, spec.ref)  # type: ignore[arg-type]
-                assert np.array_equal(binned[spec.name]["counts"], expected["counts"])
-    # a frame that is not the observed chunk is profiled from its own values
-    other = with_times(credit_rows(rng, 10, drifted=False))
-    direct = monitor.profile_predictions(other)
-    assert int(direct["rows"]) == 10
-    spec = monitor.baseline.features[0]
-    expected = numeric_profile(other[spec.name].to_numpy(float), None, spec.ref)  # type: ignore[arg-type]
-    got = monitor.binned_profiles(direct)["features"][spec.name]["fine_counts"]
-    assert np.array_equal(got, expected["fine_counts"])
+                assert isinstance(spec.ref, CategoricalReference)
+                expected = category_counts(values, spec.ref)
+                assert np.array_equal(binned[spec.name]["counts"], expected)
 
 
 def test_grid_is_coarse_but_bounded(tmp_path: Path) -> None:
@@ -688,7 +679,7 @@ def test_a_changed_reference_never_mixes_with_old_bins(tmp_path: Path) -> None:
     )
     window = new.snapshot().windows[0].features
     assert int(window["rows"]) == 800
-    binned = new.monitor.binned_profiles(window)["features"]["age"]["fine_counts"]
+    binned = binned_profiles(window, new.monitor.baseline)["features"]["age"]["fine_counts"]
     assert int(binned.sum()) == 300
     assert scrape(new)  # computes without error
 

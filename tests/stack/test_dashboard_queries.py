@@ -19,7 +19,7 @@ from typing import Any
 
 import jsonschema
 import pytest
-from stack_support import DemoStack, shared_demo_stack
+from stack_support import DemoStack
 from support import REPO, SHARED, wait_for
 
 DASHBOARDS = sorted((REPO / "grafana" / "dashboards").glob("*.json"))
@@ -42,11 +42,6 @@ CLASSIFICATION = re.compile(
 )
 REGRESSION = re.compile(r'mlmodel_(mae|rmse|mape_ratio|r2)\b|metric=~?"[^"]*\b(mae|rmse|mape)\b')
 VARIABLE = re.compile(r"\$\{(\w+)(?::[^}]*)?\}|\$(\w+)|\[\[(\w+)\]\]")
-
-
-@pytest.fixture(scope="session")
-def demo_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoStack]:
-    yield from shared_demo_stack(tmp_path_factory)
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -113,6 +108,7 @@ def test_dashboard_is_valid_against_the_schema(path: Path) -> None:
     jsonschema.validate(load(path), schema)
 
 
+@pytest.mark.slow
 def test_every_dashboard_has_queries_for_both_demo_models(demo_stack: DemoStack) -> None:
     """The demo has one classifier and one regression, and each has panels of its own."""
     used = {model for _, model, _ in queries(demo_stack.models) if model}
@@ -120,6 +116,7 @@ def test_every_dashboard_has_queries_for_both_demo_models(demo_stack: DemoStack)
     assert used == set(demo_stack.models)
 
 
+@pytest.mark.slow
 def test_every_panel_query_returns_data(demo_stack: DemoStack) -> None:
     prometheus = demo_stack.prometheus
     pending = queries(demo_stack.models)
@@ -140,6 +137,7 @@ def test_every_panel_query_returns_data(demo_stack: DemoStack) -> None:
         pytest.fail(f"{len(empty)} of {len(pending)} panel queries return no data:\n{lines}")
 
 
+@pytest.mark.slow
 def test_annotation_queries_run(demo_stack: DemoStack) -> None:
     """Annotation queries (firing alerts) may be empty, but they must be valid PromQL."""
     for path in DASHBOARDS:
@@ -149,6 +147,7 @@ def test_annotation_queries_run(demo_stack: DemoStack) -> None:
                     demo_stack.prometheus.query(substitute(annotation["expr"], model))
 
 
+@pytest.mark.slow
 def test_variable_queries_list_the_demo_models_versions_and_windows(
     demo_stack: DemoStack,
 ) -> None:

@@ -42,6 +42,8 @@ from stack_support import (
 )
 from support import Exporter, select, wait_for
 
+pytestmark = pytest.mark.slow
+
 QUALITY_ALERTS = (
     "MLModelAccuracyLow",
     "MLModelPrecisionLow",
@@ -174,25 +176,23 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
             exporter.kill()
 
 
-def test_alerts_reach_the_webhook_and_email_and_only_for_the_right_models(stack: Stack) -> None:
-    started = time.monotonic()
-    prometheus = stack.prometheus
-
-    # the exporter read every crafted row, rejected none, and has the figures we meant
+def wait_for_the_crafted_figures(exporter: Exporter) -> None:
+    """The exporter read every crafted row, rejected none, and has the figures we meant."""
     expected = {"degraded": 200, "healthy": 200, "few-outcomes": 30, "fresh": 0, "stale": 150}
 
     def outcomes() -> dict[str, float]:
-        samples = stack.exporter.samples()
+        samples = exporter.samples()
         return {
             dict(labels)["model"]: v
             for labels, v in select(samples, "mlmodel_window_outcomes", window=WINDOW).items()
         }
 
     wait_for(lambda: outcomes() == expected, timeout=10, what=f"window outcomes {expected}")
-    rejected = select(stack.exporter.samples(), "mlmodel_exporter_rejected_lines_total")
+    rejected = select(exporter.samples(), "mlmodel_exporter_rejected_lines_total")
     assert not any(rejected.values()), rejected
 
-    # --- MLModelAccuracyLow for `degraded`: Prometheus, then the webhook, then the email
+
+def check_accuracy_alert_fires(prometheus: Prometheus) -> None:
     (alert,) = wait_for(
         lambda: prometheus.firing("MLModelAccuracyLow", model="degraded"),
         timeout=30,
@@ -202,6 +202,10 @@ def test_alerts_reach_the_webhook_and_email_and_only_for_the_right_models(stack:
     assert alert["labels"]["window"] == WINDOW
     assert float(alert["value"]) == pytest.approx(0.6)
 
+
+def check_accuracy_webhook(stack: Stack) -> None:
+    """The retraining webhook: payload version 4, the bearer token, the alert's labels and
+    annotations."""
     wait_for(stack.webhook.received, timeout=20, what="a webhook notification")
     request = stack.webhook.received()[0]
     assert request.path == "/webhook"
@@ -225,6 +229,8 @@ def test_alerts_reach_the_webhook_and_email_and_only_for_the_right_models(stack:
     assert "200 outcomes" in hooked["annotations"]["description"]
     assert hooked["annotations"]["runbook_url"].endswith("#mlmodelaccuracylow")
 
+
+def check_accuracy_mail(stack: Stack) -> None:
     (mail,) = wait_for(
         lambda: stack.mails("MLModelAccuracyLow", "degraded"),
         timeout=20,
@@ -242,14 +248,10 @@ def test_alerts_reach_the_webhook_and_email_and_only_for_the_right_models(stack:
     assert "60%" in html
     assert "90%" in html
 
-    # --- the control: the stale model's MLModelPredictionsStale is emailed, not hooked
-    wait_for(
-        lambda: stack.mails("MLModelPredictionsStale", "stale"),
-        timeout=20,
-        what="the MLModelPredictionsStale email for the stale model",
-    )
 
-    # --- the quiet models: their data is in Prometheus, every rule has seen it, no alert
+def check_quiet_models_stay_quiet(prometheus: Prometheus) -> None:
+    """Their data is in Prometheus, every rule has seen it, and no alert is about them."""
+
     def data_in_prometheus() -> bool:
         return bool(
             prometheus.query('mlmodel_accuracy_ratio{model="healthy"} > 0.9')
@@ -275,10 +277,11 @@ def test_alerts_reach_the_webhook_and_email_and_only_for_the_right_models(stack:
     firing = {(a["labels"]["alertname"], a["labels"].get("model")) for a in prometheus.alerts()}
     assert firing == {("MLModelAccuracyLow", "degraded"), ("MLModelPredictionsStale", "stale")}
 
-    # --- stopping the exporter fires MLModelExporterDown
+
+def check_exporter_down_fires(stack: Stack) -> None:
     assert stack.exporter.stop() == 0
     wait_for(
-        lambda: prometheus.firing("MLModelExporterDown", job=EXPORTER_JOB),
+        lambda: stack.prometheus.firing("MLModelExporterDown", job=EXPORTER_JOB),
         timeout=20,
         what="MLModelExporterDown firing in Prometheus",
     )
@@ -288,7 +291,8 @@ def test_alerts_reach_the_webhook_and_email_and_only_for_the_right_models(stack:
     assert f"127.0.0.1:{stack.exporter.port}" in down.text()
     assert "#mlmodelexporterdown" in down.text()
 
-    # --- and in the end, nothing was ever sent about the quiet models
+
+def check_nothing_was_sent_about_quiet_models(stack: Stack) -> None:
     for mail in stack.smtp.received():
         for model in QUIET_MODELS:
             assert f"for model {model}" not in mail.subject, mail.subject
@@ -297,4 +301,22 @@ def test_alerts_reach_the_webhook_and_email_and_only_for_the_right_models(stack:
         (a["labels"]["alertname"], a["labels"]["model"]) for a in stack.webhook_alerts()
     }
     assert hooked_models == {("MLModelAccuracyLow", "degraded")}
+
+
+def test_alerts_reach_the_webhook_and_email_and_only_for_the_right_models(stack: Stack) -> None:
+    started = time.monotonic()
+    wait_for_the_crafted_figures(stack.exporter)
+    # MLModelAccuracyLow for `degraded`: Prometheus, then the webhook, then the email
+    check_accuracy_alert_fires(stack.prometheus)
+    check_accuracy_webhook(stack)
+    check_accuracy_mail(stack)
+    # the control: the stale model's MLModelPredictionsStale is emailed, not hooked
+    wait_for(
+        lambda: stack.mails("MLModelPredictionsStale", "stale"),
+        timeout=20,
+        what="the MLModelPredictionsStale email for the stale model",
+    )
+    check_quiet_models_stay_quiet(stack.prometheus)
+    check_exporter_down_fires(stack)
+    check_nothing_was_sent_about_quiet_models(stack)
     assert time.monotonic() - started < 80

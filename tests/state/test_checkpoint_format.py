@@ -1,4 +1,4 @@
-"""The checkpoint is data, never code (SPEC 8; issue 11 item 5).
+"""The checkpoint is data, never code.
 
 Every value type the state holds comes back exactly (type, dict order and key types,
 dtype, shape, float bits); a pickle at the checkpoint path runs nothing; a flipped bit, a
@@ -32,10 +32,16 @@ from hypothesis import strategies as st
 from support import free_port
 
 import exporter.state.checkpoint
-from exporter.state.checkpoint import FILE_NAME, CheckpointError, load_checkpoint, save_checkpoint
 from exporter.config import config_from_mapping
 from exporter.ingest.engine import Engine
-from exporter.monitor.monitor import build_monitors, monitor_factory
+from exporter.monitor.build import build_monitors, monitor_factory
+from exporter.state.checkpoint import (
+    FILE_NAME,
+    FORMAT_VERSION,
+    CheckpointError,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 START = 1_717_200_000
 PROPERTY = settings(
@@ -312,7 +318,7 @@ def test_the_engine_state_round_trips_exactly(tmp_path: Path, engine_state: dict
 
 # --- hostile files ---------------------------------------------------------------------
 class PlantedPayload:
-    """Unpickling this creates ``marker``: the issue's payload, harmless."""
+    """Unpickling this creates ``marker``: a payload that would run code, harmless."""
 
     def __init__(self, marker: Path) -> None:
         self.marker = marker
@@ -363,7 +369,7 @@ def test_an_old_pickle_checkpoint_is_ignored_unread(
     assert not marker.exists()
 
 
-# The issue's corruption: predictions_total 2,000 read back as 6,096 from one flipped bit.
+# A corruption once seen: predictions_total 2,000 read back as 6,096 from one flipped bit.
 SMALL_STATE = {
     "models": {
         "m": {
@@ -520,7 +526,9 @@ def test_a_file_larger_than_the_cap_is_not_read(
 
 
 # --- forged files: a valid checksum over a structure the writer never produces -------------
-def forge(state_dir: Path, structure: str, data: bytes = b"", version: int = 2) -> Path:
+def forge(
+    state_dir: Path, structure: str, data: bytes = b"", version: int = FORMAT_VERSION
+) -> Path:
     """A file laid out as the module docstring says, with a correct SHA-256."""
     body = structure.encode()
     prefix = struct.pack("<8sIIQQ", b"MLMXCKPT", version, 0, len(body), len(data))
@@ -563,7 +571,7 @@ def test_the_file_is_laid_out_as_documented(tmp_path: Path) -> None:
     size = save_checkpoint(written, SMALL_STATE)
     raw = (written / FILE_NAME).read_bytes()
     magic, version, flags, structure_bytes, data_bytes = struct.unpack_from("<8sIIQQ", raw)
-    assert (magic, version, flags) == (b"MLMXCKPT", 2, 0)
+    assert (magic, version, flags) == (b"MLMXCKPT", FORMAT_VERSION, 0)
     assert size == len(raw) == 64 + structure_bytes + data_bytes
     assert raw[32:64] == hashlib.sha256(raw[:32] + raw[64:]).digest()
     json.loads(raw[64 : 64 + structure_bytes])  # strict JSON
@@ -609,15 +617,63 @@ def test_a_structure_the_writer_never_produces_is_refused(
 
 
 def test_a_file_of_a_newer_format_is_refused(tmp_path: Path) -> None:
-    """A valid file of format 3: a CheckpointError saying which format it is."""
-    forge(tmp_path, '["d", {}]', version=3)
-    with pytest.raises(CheckpointError, match="format 3"):
+    """A valid file of a newer format: a CheckpointError saying which format it is."""
+    newer = FORMAT_VERSION + 1
+    forge(tmp_path, '["d", {}]', version=newer)
+    with pytest.raises(CheckpointError, match=f"format {newer}"):
         load_checkpoint(tmp_path)
+
+
+def restamp(path: Path, version: int) -> None:
+    """Give the checkpoint at ``path`` another format version, checksum and all."""
+    raw = bytearray(path.read_bytes())
+    raw[8:12] = struct.pack("<I", version)
+    raw[32:64] = hashlib.sha256(raw[:32] + raw[64:]).digest()
+    path.write_bytes(raw)
+
+
+def test_a_checkpoint_of_an_older_format_is_ignored_and_the_logs_read_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An intact checkpoint of format 2 (before time buckets held typed counts): one
+    warning, no refusal, and the logs are read again from the start, so every row is
+    counted once; the next checkpoint is of the current format."""
+    rows = "".join(f"{START + i * 60},0.{i % 10},{i % 2}\n" for i in range(50))
+    (tmp_path / "p.csv").write_text("timestamp,prediction,actual\n" + rows)
+    state_dir = tmp_path / "state"
+    config = config_from_mapping(
+        {
+            "state_dir": str(state_dir),
+            "models": [{"name": "m", "task": "binary", "predictions": {"path": "p.csv"}}],
+        },
+        base_dir=tmp_path,
+    )
+
+    def read_all() -> Engine:
+        engine = Engine(config, clock=lambda: START + 86400.0, parse_ahead=None)
+        while engine.step():
+            pass
+        return engine
+
+    assert read_all().close()
+    restamp(state_dir / FILE_NAME, 2)
+    with caplog.at_level(logging.WARNING, logger="ml_model_exporter"):
+        again = read_all()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "format 2" in warnings[0]
+    assert "from the start" in warnings[0]
+    (model,) = again.snapshot().models
+    assert model.predictions_total == {"": 50}
+    assert sum(model.windows[0].quality[""].confusion.reshape(-1)) == 50
+    assert again.close()
+    raw = (state_dir / FILE_NAME).read_bytes()
+    assert struct.unpack_from("<I", raw, 8) == (FORMAT_VERSION,)
 
 
 # --- the CLI ---------------------------------------------------------------------------
 def _hostile_state_dirs(tmp_path: Path) -> dict[str, Path]:
-    """One state_dir per hostile checkpoint of the issue (truncated files and symbolic
+    """One state_dir per kind of hostile checkpoint (truncated files and symbolic
     links take the same way out, and are tested above without a process each)."""
     good = tmp_path / "good"
     save_checkpoint(good, {"models": {}, "sources": {}})
@@ -691,6 +747,7 @@ def assert_one_line_exit_2(results: dict[str, tuple[object, str]]) -> None:
         assert "Traceback" not in stderr, name
 
 
+@pytest.mark.slow
 def test_run_exits_2_with_one_line_for_each_hostile_checkpoint(tmp_path: Path) -> None:
     """``run`` over each hostile checkpoint exits 2 within seconds, with one line on
     stderr naming the file and no traceback, before anything listens; nothing runs."""
@@ -700,6 +757,7 @@ def test_run_exits_2_with_one_line_for_each_hostile_checkpoint(tmp_path: Path) -
     assert not (tmp_path / "pwned").exists()
 
 
+@pytest.mark.slow
 def test_run_exits_2_for_a_valid_file_with_a_state_the_engine_cannot_apply(
     tmp_path: Path,
 ) -> None:

@@ -1,4 +1,4 @@
-"""Model-version label values follow deployments (SPEC 6): the ``max_label_values``
+"""Model-version label values follow deployments: the ``max_label_values``
 (default 20) versions seen most recently in event time keep their own series; when a
 newer version arrives the least recent one folds into ``__other__``, and what was counted
 under it (totals, confusion cells, window buckets, predictions still waiting for their

@@ -19,31 +19,27 @@ import pytest
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
+from exporter.config import DEFAULT_DRIFT_THRESHOLDS
+from exporter.monitor.encoding import category_counts
 from exporter.stats.drift import (
-    DEFAULT_THRESHOLDS,
     chisquare_from_counts,
+    choose_method,
     feature_drift,
     jensenshannon_from_counts,
     ks_from_counts,
-    ks_pvalue,
     multivariate_drift,
     psi,
-    smirnov_asymptotic_pvalue,
     wasserstein_from_counts,
 )
-from exporter.stats.profile import (
-    categorical_profile,
-    numeric_profile,
-    psi_counts,
-    reconstruction_profile,
-)
-from exporter.stats.reference import (
-    CategoricalReference,
-    NumericReference,
-    fit_categorical,
+from exporter.stats.fine_grid import fine_histogram
+from exporter.stats.fit import fit_categorical, fit_numeric
+from exporter.stats.multivariate import (
+    MultivariateReference,
     fit_multivariate,
-    fit_numeric,
+    reconstruction_errors,
 )
+from exporter.stats.profile import psi_counts
+from exporter.stats.reference import CategoricalReference, NumericReference
 
 REFERENCE_ROWS = 20_000
 WINDOW_ROWS = 5000
@@ -80,10 +76,36 @@ def fit(values: np.ndarray, name: str) -> NumericReference | CategoricalReferenc
     return fit_categorical(values) if name in CATEGORICAL else fit_numeric(values)
 
 
+def numeric_profile(values: np.ndarray, ref: NumericReference) -> dict[str, np.ndarray]:
+    """A window's profile of these values (NaN: missing; +-inf: invalid)."""
+    array = np.asarray(values, dtype=np.float64)
+    finite = array[np.isfinite(array)]
+    counts, offsets = fine_histogram(ref.fine_edges, finite, ref.cell_index)
+    return {
+        "count": np.int64(array.size),
+        "missing": np.int64(np.count_nonzero(np.isnan(array))),
+        "invalid": np.int64(np.count_nonzero(np.isinf(array))),
+        "fine_counts": counts,
+        "fine_offsets": offsets,
+    }
+
+
+def categorical_profile(values: np.ndarray, ref: CategoricalReference) -> dict[str, np.ndarray]:
+    counts = category_counts(values, ref)
+    return {"count": np.int64(counts.sum()), "missing": np.int64(0), "counts": counts}
+
+
+def reconstruction_profile(
+    ref: MultivariateReference, frame: pd.DataFrame
+) -> dict[str, np.ndarray]:
+    errors = reconstruction_errors(ref, frame)
+    return {"count": np.int64(errors.size), "error_sum": np.float64(errors.sum())}
+
+
 def profile_of(values: np.ndarray, ref: NumericReference | CategoricalReference):
     if isinstance(ref, CategoricalReference):
         return categorical_profile(values, ref)
-    return numeric_profile(values, None, ref)
+    return numeric_profile(values, ref)
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +130,7 @@ NUMERIC = ("age", "score", "balance", "children", "drift_income", "drift_tenure"
 def test_ks_matches_scipy(name: str, reference: Data, window: Data, fitted) -> None:
     """Binned KS is within 0.01 of ks_2samp (below it, by at most the bound), same decision."""
     ref = fitted[name]
-    statistic, pvalue = ks_from_counts(ref, numeric_profile(window[name], None, ref))
+    statistic, pvalue = ks_from_counts(ref, numeric_profile(window[name], ref))
     exact = stats.ks_2samp(reference[name], window[name])
     assert abs(statistic - exact.statistic) <= 0.01
     assert exact.statistic - ref.ks_error_bound - 1e-12 <= statistic <= exact.statistic + 1e-12
@@ -119,7 +141,7 @@ def test_ks_matches_scipy(name: str, reference: Data, window: Data, fitted) -> N
 def test_wasserstein_matches_scipy(name: str, reference: Data, window: Data, fitted) -> None:
     """Normed Wasserstein is within 5% of scipy's distance divided by the reference std."""
     ref = fitted[name]
-    binned = wasserstein_from_counts(ref, numeric_profile(window[name], None, ref))
+    binned = wasserstein_from_counts(ref, numeric_profile(window[name], ref))
     exact = stats.wasserstein_distance(reference[name], window[name]) / np.std(reference[name])
     assert binned == pytest.approx(exact, rel=0.05)
 
@@ -138,7 +160,7 @@ def test_psi_equals_a_decile_computation(name: str, reference: Data, window: Dat
     cur_props = np.maximum(cur_props / cur_props.sum(), 1e-4)
     expected = np.sum((cur_props - ref_props) * np.log(cur_props / ref_props))
     ref = fitted[name]
-    counts = psi_counts(ref, numeric_profile(cur_values, None, ref))
+    counts = psi_counts(ref, numeric_profile(cur_values, ref))
     assert psi(ref.psi_proportions, counts) == pytest.approx(expected, abs=1e-9)
 
 
@@ -243,7 +265,7 @@ def test_numeric_chisquare_is_the_contingency_test_over_psi_bins(
     proportions) against the window's, as chi2_contingency on the raw values binned."""
     ref_values = reference[name][:700]
     ref = fit_numeric(ref_values)
-    result = feature_drift(ref, numeric_profile(window[name], None, ref), "chisquare")
+    result = feature_drift(ref, numeric_profile(window[name], ref), "chisquare")
     assert result is not None
     edges = ref.psi_edges
     table = [
@@ -300,12 +322,22 @@ def test_auto_uses_ks_and_chisquare_up_to_1000_rows(reference: Data, window: Dat
     assert {name for name, (_, drifted) in flags.items() if drifted} == DRIFTED
 
 
-def test_reference_rows_override_picks_the_method(fitted, window: Data) -> None:
-    """auto compares reference_rows (default ref.n) with 1000."""
-    ref = fitted["age"]
-    result = feature_drift(ref, numeric_profile(window["age"], None, ref), reference_rows=1000)
-    assert result is not None
-    assert result.method == "ks"
+def test_auto_compares_the_reference_values_with_1000() -> None:
+    """auto: the tests up to 1000 reference values, the distances above; a numeric-only
+    method on categories gets auto's choice, and says so."""
+    assert choose_method("auto", False, 1000) == ("ks", "auto: 1000 reference values <= 1000")
+    assert choose_method("auto", False, 1001) == (
+        "wasserstein",
+        "auto: 1001 reference values > 1000",
+    )
+    assert choose_method("auto", True, 1000)[0] == "chisquare"
+    assert choose_method("auto", True, 1001)[0] == "jensenshannon"
+    assert choose_method("psi", True, 5) == ("psi", "")
+    assert choose_method("ks", True, 5) == (
+        "chisquare",
+        "ks applies to numeric values only; auto's choice for categories",
+    )
+    assert choose_method("wasserstein", True, 5000)[0] == "jensenshannon"
 
 
 def test_no_result_below_min_rows(fitted) -> None:
@@ -313,8 +345,8 @@ def test_no_result_below_min_rows(fitted) -> None:
     ref = fitted["age"]
     values = np.full(150, 40.0)
     values[60:] = np.nan
-    assert feature_drift(ref, numeric_profile(values, None, ref)) is None
-    assert feature_drift(ref, numeric_profile(values, None, ref), min_rows=50) is not None
+    assert feature_drift(ref, numeric_profile(values, ref)) is None
+    assert feature_drift(ref, numeric_profile(values, ref), min_rows=50) is not None
 
 
 @pytest.mark.parametrize(
@@ -337,9 +369,9 @@ def test_explicit_methods_use_their_thresholds(
     ref = fitted["drift_tenure"]
     result = feature_drift(
         ref,
-        numeric_profile(window["drift_tenure"], None, ref),
+        numeric_profile(window["drift_tenure"], ref),
         method,
-        thresholds={method: threshold},
+        thresholds={**DEFAULT_DRIFT_THRESHOLDS, method: threshold},
     )
     assert result is not None
     assert result.method == method
@@ -350,7 +382,7 @@ def test_explicit_methods_use_their_thresholds(
 
 def test_default_thresholds() -> None:
     """Defaults: psi 0.2, ks p 0.05, wasserstein 0.1, jensenshannon 0.1, chisquare p 0.05."""
-    assert dict(DEFAULT_THRESHOLDS) == {
+    assert dict(DEFAULT_DRIFT_THRESHOLDS) == {
         "psi": 0.2,
         "ks": 0.05,
         "wasserstein": 0.1,
@@ -359,37 +391,16 @@ def test_default_thresholds() -> None:
     }
 
 
-def test_bad_methods_are_rejected(fitted, window: Data) -> None:
-    """Unknown methods, unknown threshold keys and KS on categories are errors."""
+def test_unknown_methods_are_rejected_and_ks_on_categories_is_replaced(
+    fitted, window: Data
+) -> None:
+    """An unknown method is an error; KS on categories decides by auto's choice."""
     num, cat = fitted["age"], fitted["plan"]
-    num_profile = numeric_profile(window["age"], None, num)
     with pytest.raises(ValueError, match="unknown drift method"):
-        feature_drift(num, num_profile, "kl")
-    with pytest.raises(ValueError, match="unknown drift method"):
-        feature_drift(num, num_profile, thresholds={"kl": 0.1})
-    with pytest.raises(ValueError, match="numeric"):
-        feature_drift(cat, categorical_profile(window["plan"], cat), "ks")
-
-
-def test_ks_pvalue_follows_scipy_auto() -> None:
-    """Given scipy's statistic, the p-value equals ks_2samp's: exactly in the exact regime
-    and below `KS_LIMIT_MIN_N`, within the documented bound above it."""
-    rng = np.random.default_rng(5)
-    for n_ref, n_cur, tolerance in ((800, 5000, 0), (20_000, 5000, 3e-6), (300, 300, 0)):
-        result = stats.ks_2samp(rng.normal(size=n_ref), rng.normal(0.1, 1, n_cur))
-        assert ks_pvalue(result.statistic, n_ref, n_cur) == pytest.approx(
-            result.pvalue, rel=1e-9, abs=max(tolerance, 1e-300)
-        )
-
-
-@pytest.mark.parametrize(("n", "bound"), [(1000, 2.1e-5), (8333, 2.7e-6), (50_000, 4.5e-7)])
-def test_corrected_limit_stays_within_its_bound_of_kstwo(n: int, bound: float) -> None:
-    """The bound the module docstring states, over the statistics that matter at size n."""
-    statistics = np.linspace(0.05, 3.5, 300) / np.sqrt(n)
-    exact = np.array([stats.kstwo.sf(d, n) for d in statistics])
-    ours = np.array([smirnov_asymptotic_pvalue(d, n) for d in statistics])
-    assert np.abs(ours - exact).max() <= bound
-    assert ((ours < 0.05) == (exact < 0.05)).all()
+        feature_drift(num, numeric_profile(window["age"], num), "kl")
+    result = feature_drift(cat, categorical_profile(window["plan"], cat), "ks")
+    assert result is not None
+    assert result.method == "jensenshannon"  # a 20,000-row reference
 
 
 def test_discrete_feature_with_many_ties() -> None:
@@ -402,7 +413,7 @@ def test_discrete_feature_with_many_ties() -> None:
         rng.binomial(20, 0.35, WINDOW_ROWS).astype(float),
         rng.binomial(20, 0.3, WINDOW_ROWS) + 0.5,  # between the reference's values
     ):
-        profile = numeric_profile(current, None, ref)
+        profile = numeric_profile(current, ref)
         exact = stats.ks_2samp(ref_values, current)
         statistic, pvalue = ks_from_counts(ref, profile)
         assert statistic == pytest.approx(exact.statistic, abs=1e-12)
@@ -421,7 +432,7 @@ def test_window_far_outside_the_reference_range() -> None:
         rng.normal(-30, 10, WINDOW_ROWS),
         np.concatenate([rng.normal(0, 1, 4000), rng.uniform(100, 1000, 1000)]),
     ):
-        profile = numeric_profile(current, None, ref)
+        profile = numeric_profile(current, ref)
         expected = stats.wasserstein_distance(ref_values, current) / ref_values.std()
         assert wasserstein_from_counts(ref, profile) == pytest.approx(expected, rel=0.05)
         statistic, _ = ks_from_counts(ref, profile)
@@ -449,7 +460,7 @@ def test_binned_statistics_error_over_distributions(name: str) -> None:
     ref = fit_numeric(ref_values)
     for shift in (0.0, 0.05, 0.3):
         current = make(rng, WINDOW_ROWS, shift)
-        profile = numeric_profile(current, None, ref)
+        profile = numeric_profile(current, ref)
         statistic, _ = ks_from_counts(ref, profile)
         assert statistic == pytest.approx(stats.ks_2samp(ref_values, current).statistic, abs=0.002)
         expected = stats.wasserstein_distance(ref_values, current) / ref_values.std()
@@ -474,7 +485,7 @@ def test_correlation_change_is_multivariate_drift_only() -> None:
     )
     for column in reference:
         ref = fit_numeric(reference[column].to_numpy())
-        result = feature_drift(ref, numeric_profile(current[column].to_numpy(), None, ref))
+        result = feature_drift(ref, numeric_profile(current[column].to_numpy(), ref))
         assert result is not None
         assert not result.drifted, column
     multivariate = fit_multivariate(reference)
@@ -494,7 +505,7 @@ def test_prediction_and_outcome_drift_reuse_feature_drift() -> None:
     """A score uses the numeric path, a class label the categorical one."""
     rng = np.random.default_rng(21)
     scores = fit_numeric(rng.beta(2, 5, 3000))
-    shifted = numeric_profile(rng.beta(5, 2, 2000), None, scores)
+    shifted = numeric_profile(rng.beta(5, 2, 2000), scores)
     labels = fit_categorical(rng.choice(np.array([0, 1]), 3000, p=[0.8, 0.2]))
     flipped = categorical_profile(rng.choice(np.array([0, 1]), 2000, p=[0.4, 0.6]), labels)
     score_drift = feature_drift(scores, shifted)

@@ -35,10 +35,12 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from exporter.collectors.collector import ExporterCollector
+from exporter.collectors.drift import MonitorCollector
 from exporter.config import config_from_mapping
-from exporter.ingest.engine import EngineSnapshot, prediction_schema
-from exporter.ingest.parse import parse_csv
-from exporter.monitor.monitor import MonitorCollector, build_monitor
+from exporter.ingest.csv_rows import parse_csv
+from exporter.ingest.engine import EngineSnapshot
+from exporter.ingest.model_schemas import prediction_schema
+from exporter.monitor.build import build_monitor
 from exporter.state.model_state import ModelState
 
 REFERENCE_ROWS = 500

@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 from sklearn import metrics
 
-from exporter.collectors.collector import window_quality
 from exporter.config import config_from_mapping
-from exporter.ingest.engine import prediction_schema
-from exporter.ingest.parse import parse_csv
+from exporter.ingest.csv_rows import parse_csv
+from exporter.ingest.model_schemas import prediction_schema
 from exporter.state.model_state import ModelState
 from exporter.stats import quality
+from exporter.stats.quality import window_quality
 
 START = 1_717_200_000.0  # 2024-06-01
 
@@ -38,9 +38,9 @@ def _ingest(model, frame: pd.DataFrame, chunks: int = 3) -> dict[str, float]:
         state.add_predictions(rows, now=START + 10 * 86400)
     snapshot = state.snapshot()
     (window,) = snapshot.windows
-    (aggregate,) = window.quality.values()
-    assert int(aggregate["predictions"]) == len(frame)
-    return window_quality(model.task, aggregate)
+    (counts,) = window.quality.values()
+    assert counts.predictions == len(frame)
+    return window_quality(model.task, counts)
 
 
 def _timestamps(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -151,7 +151,7 @@ def test_course_log_gives_three_predictions_and_accuracy_one(tmp_path: Path) -> 
     assert snapshot.predictions_total == {"": 3}
     by_window = {w.window.name: w for w in snapshot.windows}
     day = window_quality("binary", by_window["1d"].quality[""])
-    assert int(by_window["1d"].quality[""]["predictions"]) == 3
+    assert by_window["1d"].quality[""].predictions == 3
     assert day["accuracy"] == 1.0
 
 

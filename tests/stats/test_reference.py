@@ -1,4 +1,5 @@
-"""Tests for exporter.stats.reference: what is fitted once from reference data."""
+"""Tests for what is fitted once from reference data: exporter.stats.fine_grid, fit,
+reference_csv, multivariate, and reference (the JSON form)."""
 
 from __future__ import annotations
 
@@ -8,18 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from exporter.stats.reference import (
-    CellIndex,
-    category_strings,
-    fine_histogram,
-    fit_categorical,
-    fit_multivariate,
-    fit_numeric,
-    infer_feature_type,
-    reconstruction_errors,
-    reference_from_dict,
-    reference_to_dict,
-)
+from exporter.stats.fine_grid import CellIndex, fine_histogram
+from exporter.stats.fit import category_strings, fit_categorical, fit_numeric
+from exporter.stats.multivariate import fit_multivariate, reconstruction_errors
+from exporter.stats.reference import reference_from_dict, reference_to_dict
+from exporter.stats.reference_csv import infer_feature_type
 
 
 @pytest.fixture

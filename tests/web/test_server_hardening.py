@@ -1,4 +1,4 @@
-"""The HTTP server stays responsive whatever its clients do (issue 11).
+"""The HTTP server stays responsive whatever its clients do (README, "Security").
 
 Real sockets on 127.0.0.1, certificates made at test time with the openssl CLI (nothing
 committed). Two exporters run as real ``ml-model-exporter run`` processes (TLS + basic
@@ -32,8 +32,10 @@ from support import REPO, free_port, parse_samples, require_binary, value, wait_
 
 from exporter.config import ConfigError
 from exporter.web.auth import AuthLimits, AuthResult, BasicAuth, Verdict
-from exporter.web.server import ExporterHTTPServer, HTTPLimits, WebConfig, load_web_config
+from exporter.web.limits import HTTPLimits
+from exporter.web.server import ExporterHTTPServer
 from exporter.web.tls import certificate_not_after
+from exporter.web.web_config import WebConfig, load_web_config
 
 LOOPBACK = "127.0.0.1"
 COST = 10  # bcrypt cost of the test users: about 60 ms a check, as in production at 10
@@ -270,6 +272,7 @@ def tls_exporter(
 # ---- the connection: handshakes, deadlines, caps ------------------------------------
 
 
+@pytest.mark.slow
 def test_idle_and_half_sent_connections_leave_tls_scrapes_fast(tls_exporter: CLIExporter):
     """A TCP connection that never sends a ClientHello, one that sends half of one, and
     100 TLS connections each holding half a request: every scrape answers within 1 s."""
@@ -432,32 +435,46 @@ def test_a_collector_that_raises_gets_500_and_one_log_line_without_traceback(
 # ---- authentication -----------------------------------------------------------------
 
 
-def test_wrong_password_flood_leaves_the_right_password_fast(tls_exporter: CLIExporter):
-    """Six clients flood wrong passwords (known and unknown users) while another scrapes
-    with the right one on a kept-alive connection: its p99 stays under 100 ms, bcrypt ran
-    for the flood no more often than the per-client limit allows (10, then 1 in 10 s),
-    the rest got 429 (each held a second), and the exporter used under half a core
-    (the 10-failure burst included)."""
-    stop = threading.Event()
-    statuses: Counter[int] = Counter()
-    lock = threading.Lock()
+class WrongPasswordFlood:
+    """Six threads, each on its own TLS connection (a new one whenever the server closes it),
+    sending wrong passwords for a known user (odd threads) or an unknown one (even), and
+    counting the answers' statuses."""
 
-    def flood(n: int) -> None:
+    def __init__(self, exporter: CLIExporter) -> None:
+        self.exporter = exporter
+        self.statuses: Counter[int] = Counter()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._flood, args=(n,), daemon=True) for n in range(6)
+        ]
+
+    def __enter__(self) -> WrongPasswordFlood:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+
+    def _flood(self, n: int) -> None:
         conn: http.client.HTTPSConnection | None = None
         attempt = 0
-        while not stop.is_set():
+        while not self._stop.is_set():
             attempt += 1
             user = "alice" if n % 2 else f"nobody-{n}"
             try:
                 if conn is None:
                     conn = http.client.HTTPSConnection(
-                        LOOPBACK, tls_exporter.port, timeout=5, context=tls_exporter.context
+                        LOOPBACK, self.exporter.port, timeout=5, context=self.exporter.context
                     )
                 conn.request("GET", "/metrics", headers=basic(user, f"wrong-{n}-{attempt}"))
                 response = conn.getresponse()
                 response.read()
-                with lock:
-                    statuses[response.status] += 1
+                with self._lock:
+                    self.statuses[response.status] += 1
                 if response.will_close:
                     conn.close()
                     conn = None
@@ -468,17 +485,16 @@ def test_wrong_password_flood_leaves_the_right_password_fast(tls_exporter: CLIEx
         if conn is not None:
             conn.close()
 
-    threads = [threading.Thread(target=flood, args=(n,), daemon=True) for n in range(6)]
-    started, cpu_before = time.monotonic(), process_cpu_seconds(tls_exporter.process.pid)
-    for thread in threads:
-        thread.start()
+
+def kept_alive_scrape_latencies(exporter: CLIExporter, count: int) -> list[float]:
+    """Seconds of each of ``count`` scrapes with the right password, on one kept-alive
+    connection as Prometheus scrapes, 20 ms apart."""
     latencies = []
-    scraper = http.client.HTTPSConnection(  # kept alive, as Prometheus does
-        LOOPBACK, tls_exporter.port, timeout=5, context=tls_exporter.context
+    scraper = http.client.HTTPSConnection(
+        LOOPBACK, exporter.port, timeout=5, context=exporter.context
     )
     try:
-        time.sleep(0.3)
-        for _ in range(100):
+        for _ in range(count):
             scrape_started = time.perf_counter()
             scraper.request("GET", "/metrics", headers=basic(*RIGHT))
             response = scraper.getresponse()
@@ -488,9 +504,21 @@ def test_wrong_password_flood_leaves_the_right_password_fast(tls_exporter: CLIEx
             time.sleep(0.02)
     finally:
         scraper.close()
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=10)
+    return latencies
+
+
+@pytest.mark.slow
+def test_wrong_password_flood_leaves_the_right_password_fast(tls_exporter: CLIExporter):
+    """Six clients flood wrong passwords (known and unknown users) while another scrapes
+    with the right one on a kept-alive connection: its p99 stays under 100 ms, bcrypt ran
+    for the flood no more often than the per-client limit allows (10, then 1 in 10 s),
+    the rest got 429 (each held a second), and the exporter used under half a core
+    (the 10-failure burst included)."""
+    started, cpu_before = time.monotonic(), process_cpu_seconds(tls_exporter.process.pid)
+    with WrongPasswordFlood(tls_exporter) as flood:
+        time.sleep(0.3)
+        latencies = kept_alive_scrape_latencies(tls_exporter, 100)
+    statuses = flood.statuses
     flooded = time.monotonic() - started
     cpu_after = process_cpu_seconds(tls_exporter.process.pid)
     cores = None if cpu_before is None or cpu_after is None else (cpu_after - cpu_before) / flooded
@@ -512,6 +540,7 @@ def test_wrong_password_flood_leaves_the_right_password_fast(tls_exporter: CLIEx
     assert value(samples, "mlmodel_exporter_http_refused_total", reason="auth_throttled")
 
 
+@pytest.mark.slow
 def test_unknown_and_known_users_fail_in_the_same_time(users: dict[str, str]):
     """An unknown user and a known user with a wrong password fail in the same time (both
     run bcrypt at the same cost): the median of each is within 0.5x-2x of the other."""
@@ -527,6 +556,7 @@ def test_unknown_and_known_users_fail_in_the_same_time(users: dict[str, str]):
     assert 0.5 < unknown_ms / known_ms < 2.0, (unknown_ms, known_ms)
 
 
+@pytest.mark.slow
 def test_failures_over_the_limit_get_429_without_bcrypt_and_good_credentials_pass(
     users: dict[str, str],
 ):
@@ -602,6 +632,7 @@ def test_all_failures_share_one_bcrypt_budget_and_verified_credentials_skip_it()
     assert auth.check(header("bob", "pw"), "10.0.0.3").verdict is Verdict.WRONG
 
 
+@pytest.mark.slow
 def test_malformed_authorization_is_400_or_401_and_logs_no_traceback(
     tls_exporter: CLIExporter,
 ):
@@ -630,6 +661,7 @@ def test_malformed_authorization_is_400_or_401_and_logs_no_traceback(
 # ---- certificates -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_expired_certificate_warns_at_start_and_exports_its_expiry(
     tmp_path: Path, certificates: dict[str, tuple[Path, Path]]
 ):
