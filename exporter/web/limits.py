@@ -20,7 +20,7 @@ REFUSAL_REASONS = (
 
 @dataclass(frozen=True)
 class HTTPLimits:
-    """Every limit of the HTTP server, with its unit (README, "Security")."""
+    """Every limit of the HTTP server, with its unit (docs/security.md)."""
 
     max_connections: int = 256
     tls_handshake_timeout_seconds: float = 10.0

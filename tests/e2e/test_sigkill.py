@@ -103,7 +103,7 @@ def test_sigkill_at_random_moments_counts_every_row_exactly_once(tmp_path: Path,
                 roll = rng.random()
                 if roll < 0.35:
                     # One rotation per look of the exporter: a file that is created and
-                    # rotated away again unseen is outside any tailer's reach (README).
+                    # rotated away again unseen is outside any tailer's reach (docs/guarantees.md).
                     writer.finish_line()
                     caught_up(exporter, log, writer.rows)
                 if roll < 0.2:

@@ -2,7 +2,8 @@
 
 The real tools check what they own (`promtool check config|rules`, `promtool test rules`,
 `amtool check-config|config routes test|template render`); the rest is read as YAML/JSON
-and held to the conventions of SPEC section 7. Nothing here needs a running exporter.
+and held to the stack's conventions (docs/stack.md, docs/alerts.md). Nothing here needs a
+running exporter.
 
 Under CI=true a missing tool is a failure; elsewhere the test is skipped with the reason.
 """
@@ -29,10 +30,10 @@ RULE_TEST_FILES = sorted((PROMETHEUS / "tests").glob("*.yml"))
 ALERTMANAGER = PROMETHEUS / "alertmanager.yml"
 DASHBOARDS = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
 COMPOSE = ROOT / "docker-compose.yml"
-RUNBOOKS = ROOT / "README.md"
-RUNBOOK_BASE = "https://github.com/ml-model-exporter/ml-model-exporter#"
+RUNBOOKS = ROOT / "docs" / "alerts.md"
+RUNBOOK_BASE = "https://github.com/ml-model-exporter/ml-model-exporter/blob/main/docs/alerts.md#"
 
-SPEC_ALERTS = (
+CORE_ALERTS = (
     "MLModelAccuracyLow",
     "MLModelPrecisionLow",
     "MLModelRecallLow",
@@ -45,8 +46,8 @@ SPEC_ALERTS = (
     "MLModelExporterDown",
     "MLModelExporterRejectingLines",
 )
-ALERTS = (*SPEC_ALERTS, "MLModelMultivariateDrift")
-"""Every alert the rules define: SPEC section 7's and the ones this project adds."""
+ALERTS = (*CORE_ALERTS, "MLModelMultivariateDrift")
+"""Every alert the rules define: the core alerts and the ones added since."""
 QUALITY_ALERTS = (
     "MLModelAccuracyLow",
     "MLModelPrecisionLow",
@@ -217,18 +218,18 @@ def test_prometheus_config_loads_the_rules_and_scrapes_the_exporter() -> None:
 
 
 def test_every_spec_alert_is_defined() -> None:
-    """Every alert SPEC section 7 names exists, each once, and every other alert is listed
+    """Every core alert exists, each once, and every other alert is listed
     in ALERTS (so the checks below cover it)."""
     names = [rule["alert"] for rule in rules() if "alert" in rule]
     assert len(names) == len(set(names))
-    assert set(SPEC_ALERTS) <= set(names)
+    assert set(CORE_ALERTS) <= set(names)
     assert set(names) == set(ALERTS)
 
 
 @pytest.mark.parametrize("name", ALERTS)
 def test_alert_has_severity_annotations_and_runbook(name: str) -> None:
-    """Each alert has severity, category, summary, templated description, a README runbook
-    anchor and a `for:` duration."""
+    """Each alert has severity, category, summary, templated description, a runbook anchor
+    in docs/alerts.md and a `for:` duration."""
     alert = alerts()[name]
     assert alert["labels"]["severity"] in ("critical", "warning", "info")
     assert alert["labels"]["category"] in ("quality", "drift", "data", "freshness", "exporter")
@@ -297,10 +298,10 @@ def test_alert_has_a_firing_and_a_quiet_promtool_case(name: str) -> None:
             assert "{{" not in annotations["description"]
 
 
-def test_runbook_anchors_are_headings_in_the_readme() -> None:
-    """Every runbook_url anchor is a `###` heading of README.md, one per alert."""
+def test_runbook_anchors_are_headings_in_the_alerts_doc() -> None:
+    """Every runbook_url anchor is a `##` heading of docs/alerts.md, one per alert."""
     text = RUNBOOKS.read_text(encoding="utf-8")
-    headings = re.findall(r"^### (.+)$", text, flags=re.MULTILINE)
+    headings = re.findall(r"^## (.+)$", text, flags=re.MULTILINE)
     anchors = {github_anchor(h) for h in headings}
     for name, alert in alerts().items():
         anchor = alert["annotations"]["runbook_url"].removeprefix(RUNBOOK_BASE)
@@ -641,7 +642,7 @@ def test_compose_mounts_the_checked_configs() -> None:
 
 
 def test_compose_services_are_pinned_healthchecked_and_complete() -> None:
-    """The stack has every service SPEC 7 asks for; third-party images are pinned to a
+    """The stack has every service docs/stack.md names; third-party images are pinned to a
     version; every long-running service has a healthcheck."""
     services = compose()["services"]
     assert {"exporter", "prometheus", "alertmanager", "grafana", "mailpit", "retrain-hook"} <= set(

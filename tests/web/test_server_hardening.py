@@ -1,4 +1,4 @@
-"""The HTTP server stays responsive whatever its clients do (README, "Security").
+"""The HTTP server stays responsive whatever its clients do (docs/security.md).
 
 Real sockets on 127.0.0.1, certificates made at test time with the openssl CLI (nothing
 committed). Two exporters run as real ``ml-model-exporter run`` processes (TLS + basic
