@@ -141,6 +141,7 @@ def measure_exporter(reference: Path, current: Path, windows: list[str]) -> dict
     sys.path.insert(0, str(REPO))
     import exporter.ingest.engine  # noqa: PLC0415 - timed in a subprocess
     from exporter.collectors.drift import MonitorCollector  # noqa: PLC0415
+    from exporter.collectors.isolation import ScrapeErrors  # noqa: PLC0415
     from exporter.config import config_from_mapping  # noqa: PLC0415
     from exporter.ingest.engine import Engine  # noqa: PLC0415
     from exporter.monitor.build import build_monitor  # noqa: PLC0415
@@ -192,7 +193,7 @@ def measure_exporter(reference: Path, current: Path, windows: list[str]) -> dict
         pass
     ingested = time.perf_counter()
     snapshot = engine.snapshot()
-    families = list(MonitorCollector({model.name: monitor})(snapshot))
+    families = list(MonitorCollector({model.name: monitor})(snapshot, ScrapeErrors()))
     done = time.perf_counter()
     engine.close()
     state = engine.models[model.name]

@@ -23,6 +23,7 @@ from exporter import __version__
 from exporter.collectors.collector import ExporterCollector
 from exporter.collectors.drift import MonitorCollector
 from exporter.config import Config, ConfigError, ModelConfig, config_from_mapping, load_config
+from exporter.demo.config import DEFAULT_DRIFT_AFTER, demo_config
 from exporter.ingest.engine import Engine
 from exporter.monitor.build import build_monitors, monitor_factory
 from exporter.monitor.describe import describe
@@ -70,8 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--drift-after",
         dest="drift_after",
         type=float,
-        default=120.0,
-        help="seconds until the inputs drift (default: 120)",
+        default=DEFAULT_DRIFT_AFTER,
+        help=f"seconds until the inputs drift (default: {DEFAULT_DRIFT_AFTER:g})",
     )
     demo.add_argument(
         "--dir", dest="demo_dir", type=Path, default=None, help="where to write the demo logs"
@@ -206,7 +207,6 @@ def serve(
 
 
 def demo_command(args: argparse.Namespace) -> int:
-    from exporter.demo.config import demo_config  # noqa: PLC0415 - beside the simulator
     from exporter.demo.simulator import DemoSimulator  # noqa: PLC0415 - trains a model
 
     directory = args.demo_dir or Path(tempfile.mkdtemp(prefix="ml-model-exporter-demo-"))

@@ -22,7 +22,7 @@ from prometheus_client.registry import Collector
 
 from exporter.collectors import health
 from exporter.collectors.isolation import ScrapeErrors, isolated_samples
-from exporter.collectors.model_quality import add_quality_samples, quality_families
+from exporter.collectors.model_quality import add_model_quality_samples, model_quality_families
 from exporter.ingest.engine import EngineSnapshot
 from exporter.state.model_state import ModelSnapshot
 
@@ -36,22 +36,20 @@ class ExporterCollector(Collector):
         self,
         snapshot: Callable[[], EngineSnapshot],
         extra: Iterable[ExtraCollector] = (),
-        *,
-        errors: ScrapeErrors | None = None,
     ) -> None:
         self._snapshot = snapshot
         self._extra = tuple(extra)
-        self.errors = errors if errors is not None else ScrapeErrors()
+        self.errors = ScrapeErrors()
 
     def describe(self) -> list[Metric]:
         return []  # families depend on config and data; no checks at registration
 
     def collect(self) -> Iterator[Metric]:
         snap = self._snapshot()
-        families = {**quality_families(), **health.join_families()}
+        families = {**model_quality_families(), **health.join_families()}
         for model in snap.models:
             build = functools.partial(_model_samples, model=model)
-            isolated_samples(self.errors, model.model.name, "quality", families, build)
+            isolated_samples(self.errors, model.model.name, "model_quality", families, build)
         yield from families.values()
         for extra in self._extra:
             yield from extra(snap, self.errors)
@@ -60,6 +58,7 @@ class ExporterCollector(Collector):
 
 
 def _model_samples(families: Mapping[str, Metric], model: ModelSnapshot) -> None:
-    """Every per-model sample but drift's: one model's part ``quality`` of a scrape."""
-    add_quality_samples(families, model)
+    """Every per-model sample but those of its monitor: one model's part
+    ``model_quality`` of a scrape (its model-quality and join figures)."""
+    add_model_quality_samples(families, model)
     health.add_join_samples(families, model)

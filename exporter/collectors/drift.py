@@ -17,15 +17,15 @@ called with the engine snapshot, it yields (``# HELP`` shortened)::
 A window without rows yields nothing; drift needs ``drift.min_rows`` binned rows. Each
 model's samples are built apart (`exporter.collectors.isolation.isolated_samples`): a
 model whose samples raise is left out of the scrape and the failure goes to ``errors``
-(the `ScrapeErrors` of the ExporterCollector; called alone, one of its own), which logs
-and counts it; the other models' samples are all there.
+(the `ScrapeErrors` of the ExporterCollector), which logs and counts it; the other
+models' samples are all there.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Iterator, Mapping
-from typing import Any, Protocol
+from typing import Protocol
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
@@ -33,6 +33,7 @@ from exporter.collectors.isolation import ScrapeErrors, isolated_samples
 from exporter.ingest.engine import EngineSnapshot
 from exporter.monitor.report import WindowReport
 from exporter.state.model_state import ModelSnapshot
+from exporter.stats.profile import FeatureCounts
 
 __all__ = ["MonitorCollector"]
 
@@ -136,7 +137,7 @@ FAMILIES: tuple[tuple[str, str, str, list[str]], ...] = (
 class WindowReporter(Protocol):
     """What the collector needs of a model's monitor (`exporter.monitor.monitor.Monitor`)."""
 
-    def window_report(self, aggregate: Mapping[str, Any]) -> WindowReport | None: ...
+    def window_report(self, window: FeatureCounts) -> WindowReport | None: ...
 
 
 class MonitorCollector:
@@ -144,15 +145,8 @@ class MonitorCollector:
 
     def __init__(self, monitors: Mapping[str, WindowReporter]) -> None:
         self._monitors = dict(monitors)
-        self._errors: ScrapeErrors | None = None  # for the calls given none, made at the first
 
-    def __call__(
-        self, snapshot: EngineSnapshot, errors: ScrapeErrors | None = None
-    ) -> Iterator[Metric]:
-        if errors is None:
-            if self._errors is None:
-                self._errors = ScrapeErrors()
-            errors = self._errors
+    def __call__(self, snapshot: EngineSnapshot, errors: ScrapeErrors) -> Iterator[Metric]:
         families: dict[str, Metric] = {
             key: GaugeMetricFamily(name, text, labels=labels)
             for key, name, text, labels in FAMILIES

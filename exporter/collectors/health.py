@@ -69,8 +69,9 @@ def scrape_errors(models: tuple[ModelSnapshot, ...], errors: ScrapeErrors) -> Me
     other that failed."""
     family = CounterMetricFamily(
         "mlmodel_exporter_scrape_errors",
-        "Times building a model's samples failed; each time the model's samples (of "
-        "that part: quality or drift) were left out of the scrape.",
+        "Times building a model's samples failed; each time the model's samples of "
+        "that part (its model-quality and join figures, or its data-quality and drift "
+        "figures) were left out of the scrape.",
         labels=["model"],
     )
     counts = dict.fromkeys((model.model.name for model in models), 0)

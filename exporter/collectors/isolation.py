@@ -32,7 +32,7 @@ class ScrapeErrors:
         self._lock = threading.Lock()
 
     def record(self, model: str, part: str, error: BaseException) -> None:
-        """One failure to build ``part`` (e.g. ``quality``, ``drift``) of ``model``'s samples."""
+        """One failure to build ``part`` (``model_quality`` or ``drift``) of ``model``'s samples."""
         detail = "".join(traceback.format_exception(type(error), error, error.__traceback__))
         with self._lock:
             self._counts[model] = self._counts.get(model, 0) + 1

@@ -21,12 +21,13 @@ from collections.abc import Mapping
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from exporter.state.model_state import ModelSnapshot
-from exporter.stats.quality import window_quality
+from exporter.stats.model_quality import window_model_quality
 
 MODEL_VERSION = ["model", "model_version"]
 WINDOW_LABELS = ["model", "model_version", "window"]
 
-# (key: the figure's name in `window_quality`, or the family's role here), kind, name, help, labels
+# (key: the figure's name in `window_model_quality`, or the family's role here), kind,
+# name, help, labels
 FAMILIES = (
     (
         "predictions",
@@ -123,13 +124,13 @@ FAMILIES = (
 )
 
 
-def quality_families() -> dict[str, Metric]:
+def model_quality_families() -> dict[str, Metric]:
     """The families, empty, in the order they are yielded."""
     return {key: kind(name, text, labels=labels) for key, kind, name, text, labels in FAMILIES}
 
 
-def add_quality_samples(families: Mapping[str, Metric], model: ModelSnapshot) -> None:
-    """Every ``mlmodel_*`` sample of one model, added to ``families`` (`quality_families`)."""
+def add_model_quality_samples(families: Mapping[str, Metric], model: ModelSnapshot) -> None:
+    """Every ``mlmodel_*`` sample of one model, added to ``families`` (`model_quality_families`)."""
     name = model.model.name
     for version, count in sorted(model.predictions_total.items()):
         families["predictions"].add_metric([name, version], count)
@@ -141,13 +142,13 @@ def add_quality_samples(families: Mapping[str, Metric], model: ModelSnapshot) ->
     if model.last_outcome_timestamp is not None:
         families["last_outcome"].add_metric([name], model.last_outcome_timestamp)
     for window in model.windows:
-        for version, counts in sorted(window.quality.items()):
+        for version, counts in sorted(window.model_quality.items()):
             labels = [name, version, window.window.name]
             if counts.predictions == 0 and counts.outcomes == 0:
                 continue
             families["window_predictions"].add_metric(labels, counts.predictions)
             families["window_outcomes"].add_metric(labels, counts.outcomes)
-            for key, value in window_quality(model.model.task, counts).items():
+            for key, value in window_model_quality(model.model.task, counts).items():
                 families[key].add_metric(labels, value)
     for metric, value in sorted(model.model.thresholds.items()):
         families["thresholds"].add_metric([name, metric], value)

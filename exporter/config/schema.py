@@ -1,6 +1,7 @@
 """What a user configures: the frozen dataclasses a config becomes, their defaults, and the
-names each choice may take. Every default lives here, once; the validator falls back on
-these, never on a literal of its own."""
+names each choice may take. The default of every configuration key lives here, once; the
+validator and the stages that take these settings fall back on these, never on a literal
+of their own."""
 
 from __future__ import annotations
 
@@ -42,6 +43,9 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
 # A prediction stamped further ahead of the wall clock than this is a clock or parsing
 # error, rejected (``timestamp``) before it can move the watermark and empty the windows.
 DEFAULT_MAX_FUTURE = 300.0
+DEFAULT_MAX_LINE_BYTES = 1 << 20  # a longer log line is skipped (``too_long``)
+DEFAULT_MAX_LABEL_VALUES = 20  # per label: class labels, model versions
+DEFAULT_WINDOW_BUCKETS = 60  # time buckets per window
 
 
 @dataclass(frozen=True)
@@ -126,10 +130,10 @@ class Config:
     models: tuple[ModelConfig, ...]
     state_dir: Path
     base_dir: Path
-    max_line_bytes: int = 1 << 20
-    max_label_values: int = 20
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    max_label_values: int = DEFAULT_MAX_LABEL_VALUES
     checkpoint_interval: float = 5.0
     poll_interval: float = 0.25
-    window_buckets: int = 60
+    window_buckets: int = DEFAULT_WINDOW_BUCKETS
     max_future: float = DEFAULT_MAX_FUTURE
     retrain: RetrainConfig | None = None

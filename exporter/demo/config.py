@@ -16,6 +16,7 @@ from typing import Any
 MODEL_VERSION = "1"
 ID_COLUMN = "request_id"
 WINDOWS: tuple[str, ...] = ("5m", "1h")
+DEFAULT_DRIFT_AFTER = 120.0  # seconds of traffic before the inputs drift (``--drift-after``)
 REFERENCE_ROWS = 5000
 """Rows in each model's reference, drawn as the pre-drift traffic is. More than
 ``exporter.stats.drift.AUTO_REFERENCE_ROWS`` (1000), so ``drift.method: auto`` decides by normed

@@ -17,8 +17,12 @@ import pandas as pd
 from exporter.config import DEFAULT_DRIFT_THRESHOLDS
 from exporter.demo.serving import ModelServer
 from exporter.demo.traffic import OUTCOME_JITTER
+from exporter.stats.model_quality import (
+    absolute_percentage_errors,
+    binary_metrics,
+    regression_metrics,
+)
 from exporter.stats.multivariate import fit_multivariate, reconstruction_errors
-from exporter.stats.quality import absolute_percentage_errors, binary_metrics, regression_metrics
 
 _RECONSTRUCTION_STREAMS = (15, 16)
 
@@ -105,7 +109,7 @@ class ClassifierOutlook(Outlook):
     """Accuracy, precision and recall of a classifier whose outcomes arrive late."""
 
     @cached_property
-    def quality(self) -> dict[str, dict[str, float]]:
+    def model_quality(self) -> dict[str, dict[str, float]]:
         """Per regime, the per-row confusion rates and the figures they make."""
         threshold = self.model.threshold
         result: dict[str, dict[str, float]] = {}
@@ -136,7 +140,7 @@ class ClassifierOutlook(Outlook):
         mid = (edges[:-1] + edges[1:]) / 2
         weight = self._known(t - mid) * self.rate * (t - lo) / n
         drifted = mid >= self.drift_after
-        before, after = self.quality["before"], self.quality["after"]
+        before, after = self.model_quality["before"], self.model_quality["after"]
         counts = {
             key: float(np.sum(weight * np.where(drifted, after[key], before[key])))
             for key in ("tp", "fp", "fn", "tn")
@@ -149,7 +153,7 @@ class RegressionOutlook(Outlook):
     """MAE, RMSE and MAPE of a regression with the outcome in the row."""
 
     @cached_property
-    def quality(self) -> dict[str, dict[str, float]]:
+    def model_quality(self) -> dict[str, dict[str, float]]:
         """Per regime, MAE, RMSE and MAPE."""
         result: dict[str, dict[str, float]] = {}
         for regime, rows in self.server.traffic.regimes(self.model.streams.expected).items():
@@ -172,7 +176,7 @@ class RegressionOutlook(Outlook):
         rows, share = self.drifted_share(t, window)
         if rows <= 0:
             return 0.0, {}
-        before, after = self.quality["before"], self.quality["after"]
+        before, after = self.model_quality["before"], self.model_quality["after"]
         mixed = {key: (1 - share) * before[key] + share * after[key] for key in ("mae", "mape")}
         mixed["rmse"] = math.sqrt((1 - share) * before["rmse"] ** 2 + share * after["rmse"] ** 2)
         return rows, mixed

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from exporter.demo.config import CLASSIFIER, REGRESSION
+from exporter.demo.config import CLASSIFIER, DEFAULT_DRIFT_AFTER, REGRESSION
 from exporter.demo.outlook import ClassifierOutlook, RegressionOutlook
 from exporter.demo.serving import ModelServer
 from exporter.demo.story import tell
@@ -41,7 +41,7 @@ class DemoSimulator:
         clock: Callable[[], float] = time.time,
         seed: int = 0,
         rate: float = 5.0,
-        drift_after: float = 120.0,
+        drift_after: float = DEFAULT_DRIFT_AFTER,
         outcome_delay: float = 20.0,
     ) -> None:
         if not rate > 0:

@@ -70,7 +70,7 @@ def _multivariate_event(outlook: Outlook, prefix: str) -> Event:
 
 
 def _classifier_events(outlook: ClassifierOutlook) -> list[Event]:
-    before, after = outlook.quality["before"], outlook.quality["after"]
+    before, after = outlook.model_quality["before"], outlook.model_quality["after"]
     limits = outlook.model.thresholds
     short, long_ = WINDOWS
     short_seconds = parse_duration(short)
@@ -142,7 +142,7 @@ def _classifier_events(outlook: ClassifierOutlook) -> list[Event]:
 
 
 def _regression_events(outlook: RegressionOutlook) -> list[Event]:
-    before, after = outlook.quality["before"], outlook.quality["after"]
+    before, after = outlook.model_quality["before"], outlook.model_quality["after"]
     limits = outlook.model.thresholds
     name, short = outlook.model.name, WINDOWS[0]
     seconds = parse_duration(short)

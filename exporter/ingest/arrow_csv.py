@@ -23,10 +23,7 @@ keeps those as text).
 Those chunks are rare and get the row-by-row rejection logic they need.
 
 Why arrow: it parses numbers about twice as fast per core as pandas' C parser, on every
-core, and builds no Python object per text cell (docs/performance.md). Importing this module
-imports ``pyarrow.pandas_compat`` too, which pandas would otherwise import at the first
-string column, in the middle of the first chunk: a pre-import for speed, which defines
-functions and tables and changes no global state.
+core, and builds no Python object per text cell (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -38,7 +35,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-import pyarrow.pandas_compat  # for speed only: see the docstring's end
 
 from exporter.ingest.timestamps import iso_z_seconds
 

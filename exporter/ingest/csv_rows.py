@@ -30,7 +30,7 @@ import pandas as pd
 from exporter.ingest.arrow_csv import read_plain_csv
 from exporter.ingest.line_scan import BOM, COMMA, QUOTE, is_utf8, line_bounds, line_count
 from exporter.ingest.row_checks import as_read, validate
-from exporter.ingest.rows import MiscountedError, ParsedRows, RowSchema, empty_rows
+from exporter.ingest.rows import MiscountedError, ParsedRows, RowSchema, empty_rows, excerpt
 
 
 def parse_header(header: bytes) -> list[str]:
@@ -222,7 +222,7 @@ def _undecodable_lines(
             raw.decode("utf-8")
         except UnicodeDecodeError as err:
             bad[line] = True
-            example = example or f"{err.reason} at byte {err.start}: {raw[:80]!r}"
+            example = example or f"{err.reason} at byte {err.start}: {excerpt(raw)}"
     result.reject("encoding", int(np.count_nonzero(bad)), example)
     return bad
 

@@ -23,7 +23,8 @@ from pandas.api.types import is_numeric_dtype
 
 from exporter.ingest.line_scan import NEWLINE, count_byte, line_count
 from exporter.ingest.row_checks import as_read, validate
-from exporter.ingest.rows import ParsedRows, RowSchema, empty_rows
+from exporter.ingest.rows import ParsedRows, RowSchema, empty_rows, excerpt
+from exporter.state.labels import number_label, number_labels
 
 
 def _json_int(text: str) -> int | float:
@@ -111,16 +112,16 @@ def _json_record(raw: bytes) -> tuple[dict | None, str, str]:
     try:
         line = raw.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as err:
-        return None, "encoding", f"{err.reason} at byte {err.start}: {raw[:80]!r}"
+        return None, "encoding", f"{err.reason} at byte {err.start}: {excerpt(raw)}"
     try:
         record = _decode_json(line)
     except (ValueError, RecursionError) as err:
         why = "nested too deeply" if isinstance(err, RecursionError) else err
-        return None, "parse", f"not JSON ({why}): {raw[:80]!r}"
+        return None, "parse", f"not JSON ({why}): {excerpt(raw)}"
     if type(record) is not dict:
-        return None, "parse", f"not one JSON object: {raw[:80]!r}"
+        return None, "parse", f"not one JSON object: {excerpt(raw)}"
     if "\\" in line and _SURROGATE_ESCAPE.search(line) and _has_lone_surrogate(record):
-        return None, "encoding", f"a lone surrogate escape is not text: {raw[:80]!r}"
+        return None, "encoding", f"a lone surrogate escape is not text: {excerpt(raw)}"
     return record, "", ""
 
 
@@ -142,17 +143,15 @@ def _has_lone_surrogate(record: dict) -> bool:
 
 
 def _as_text(column: pd.Series) -> pd.Series:
-    """JSON ids and labels may be numbers; compare them as text (1 and "1" are one id)."""
+    """JSON ids and labels may be numbers; compare them as text (1 and "1" are one id),
+    a float as `number_label` writes it (``3.0`` -> ``3``)."""
     if is_numeric_dtype(column) and not column.isna().any():
         numbers = column.to_numpy()
         if np.issubdtype(numbers.dtype, np.integer):
             return pd.Series(numbers.astype(str), index=column.index)
-        if np.all(np.abs(numbers) < 2**53) and np.all(np.mod(numbers, 1) == 0):
-            return pd.Series(numbers.astype(np.int64).astype(str), index=column.index)
+        return pd.Series(number_labels(numbers), index=column.index)  # bools: "1", "0"
     return column.map(_text_of, na_action="ignore")
 
 
 def _text_of(value: object) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+    return number_label(value) if isinstance(value, float) else str(value)

@@ -17,7 +17,7 @@ import pandas as pd
 from exporter.ingest.csv_rows import parse_csv
 from exporter.ingest.jsonl_rows import parse_jsonl
 from exporter.ingest.line_scan import line_count, physical_lines
-from exporter.ingest.rows import MiscountedError, ParsedRows, RowSchema, empty_rows
+from exporter.ingest.rows import MiscountedError, ParsedRows, RowSchema, empty_rows, excerpt
 
 
 def parse_chunk_safely(
@@ -64,7 +64,7 @@ def _parse_in_halves(parse: Callable[[bytes], ParsedRows], lines: list[bytes]) -
         except Exception as err:  # the last resort: this line alone fails
             result = empty_rows(line_count(lines[0]))
             why = f"unreadable ({type(err).__name__})"
-            result.reject("parse", result.lines, f"{why}: {lines[0][:80]!r}")
+            result.reject("parse", result.lines, f"{why}: {excerpt(lines[0])}")
             return result
     middle = len(lines) // 2
     parts = []

@@ -19,6 +19,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+EXAMPLE_BYTES = 80  # of a rejected line, quoted in the log as an example of the reason
+
+
+def excerpt(line: bytes) -> str:
+    """The beginning of a rejected line, quoted for the log."""
+    return repr(line[:EXAMPLE_BYTES])
+
 
 @dataclass(frozen=True)
 class RowSchema:

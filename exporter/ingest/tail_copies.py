@@ -149,13 +149,12 @@ class Copies:
             if listed.st_size <= len(header) or (listed.st_dev, listed.st_ino) in tracked:
                 continue
             try:
-                fd = fol.budget.open_path(path)
+                fd, st = fol.budget.open_stat(path)
             except TryLater:
                 raise
             except OSError:
                 continue
             try:
-                st = os.fstat(fd)
                 holds = compatible(os.pread(fd, want, start), header, f.fp)
                 holds = holds and line_ends_at(fd, st.st_size, f)
             except OSError:

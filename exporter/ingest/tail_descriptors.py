@@ -78,11 +78,17 @@ class DescriptorBudget:
         self.busy: set[TailedFile] = set()  # needed open by the step in progress: not closed
 
     # --- opening within the cap -------------------------------------------------------------
-    def open_path(self, path: str, keep: tuple[TailedFile, ...] = ()) -> int:
-        """os.open within the cap; out of descriptors, one idle file is closed and the open
-        tried once more, then TryLater."""
+    def open_stat(self, path: str, keep: tuple[TailedFile, ...] = ()) -> tuple[int, os.stat_result]:
+        """os.open within the cap and the fstat of what it opened. Out of descriptors, one
+        idle file is closed and the open tried once more, then TryLater; if the fstat fails
+        the descriptor is closed again (the caller owns none)."""
         self.reserve(keep)
-        return self._retry(lambda: os.open(path, OPEN_FLAGS), keep, reserve=False)
+        fd = self._retry(lambda: os.open(path, OPEN_FLAGS), keep, reserve=False)
+        try:
+            return fd, os.fstat(fd)
+        except OSError:
+            os.close(fd)
+            raise
 
     def spare_descriptor(self) -> bool:
         """Whether a descriptor is free (after closing an idle file if need be)."""

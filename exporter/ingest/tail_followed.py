@@ -102,14 +102,8 @@ class Followed:
         if not f.parked:
             return False
         try:
-            fd = self.budget.open_path(f.path, keep)
+            fd, st = self.budget.open_stat(f.path, keep)
         except OSError:
-            f.stamp = None
-            raise
-        try:
-            st = os.fstat(fd)
-        except OSError:
-            os.close(fd)
             f.stamp = None
             raise
         if (st.st_dev, st.st_ino) != f.key:

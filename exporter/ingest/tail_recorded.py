@@ -147,7 +147,7 @@ class Recorded:
     def _open_as(self, f: TailedFile, path: str) -> tuple[str, int, os.stat_result] | None:
         """`path` opened, if it still holds f (None if not)."""
         try:
-            fd = self._followed.budget.open_path(path)
+            fd, st = self._followed.budget.open_stat(path)
         except TryLater:
             raise
         except FileNotFoundError:
@@ -155,7 +155,6 @@ class Recorded:
         except OSError as exc:
             self._followed.error(path, exc)
             raise TryLater(exc.errno, exc.strerror, path) from exc
-        st = os.fstat(fd)
         if st.st_ino != f.ino or (st.st_dev != f.dev and self._truncated_fd(f, fd, st)):
             os.close(fd)
             return None

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from exporter.config import DEFAULT_MAX_LINE_BYTES
 from exporter.ingest.tail_copies import Copies
 from exporter.ingest.tail_descriptors import TryLater, default_max_open
 from exporter.ingest.tail_files import TailedFile, directory, untouched
@@ -57,7 +58,7 @@ class Tailer:
         *,
         fmt: str,
         base_dir: Path,
-        max_line_bytes: int = 1 << 20,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         chunk_bytes: int = 8 << 20,
         state: dict | None = None,
         on_event: Callable[[str, str], None] | None = None,
@@ -242,7 +243,7 @@ class Tailer:
         """A matched file followed from now on (None if it cannot be, or is followed already)."""
         fol = self._followed
         try:
-            fd = fol.budget.open_path(path)
+            fd, st = fol.budget.open_stat(path)
         except TryLater:
             raise
         except OSError as exc:
@@ -251,11 +252,6 @@ class Tailer:
                 fol.event("unreadable", f"{path}: {exc.strerror or exc}")
             return None
         self._unreadable.discard(path)
-        try:
-            st = os.fstat(fd)
-        except OSError:
-            os.close(fd)
-            return None
         if (st.st_dev, st.st_ino) in fol.tracked:  # replaced between stat and open
             os.close(fd)
             return None

@@ -20,6 +20,7 @@ import numpy as np
 from exporter.config import ModelConfig
 from exporter.stats.drift import choose_method
 from exporter.stats.multivariate import MultivariateReference
+from exporter.stats.profile import CategoricalProfile, NumericProfile, Profile
 from exporter.stats.reference import (
     CategoricalReference,
     NumericReference,
@@ -33,6 +34,7 @@ __all__ = [
     "Baseline",
     "FeatureSpec",
     "Layout",
+    "LayoutEntry",
     "TargetSpec",
     "UnivariateReference",
     "baseline_from_dict",
@@ -84,11 +86,32 @@ class TargetSpec:
 
 
 @dataclass(frozen=True)
+class LayoutEntry:
+    """Where one binned feature (or the prediction) lives in a bucket's slot counts and
+    open-interval sums: ``length`` slots from ``base`` and, numeric only,
+    ``open_length`` open intervals from ``open_base``."""
+
+    section: str  # "features" | "prediction"
+    name: str  # the feature's name; "" for the prediction
+    numeric: bool
+    base: int
+    length: int
+    open_base: int = 0
+    open_length: int = 0
+
+    def profile(self, slots: np.ndarray, opens: np.ndarray) -> Profile:
+        """This entry's profile, sliced out of the whole layout's counts."""
+        counts = slots[self.base : self.base + self.length]
+        if self.numeric:
+            return NumericProfile(counts, opens[self.open_base : self.open_base + self.open_length])
+        return CategoricalProfile(counts)
+
+
+@dataclass(frozen=True)
 class Layout:
     """Where each binned entry lives in the flat slot and open-interval index spaces."""
 
-    # (section, name, kind, slot base, slot length, open base, open length)
-    entries: tuple[tuple[str, str, str, int, int, int, int], ...]
+    entries: tuple[LayoutEntry, ...]
     slots: int  # total slots; index `slots` is the sentinel of rows not binned
     opens: int  # total open intervals
 
@@ -98,9 +121,9 @@ class Layout:
         distance is summed per slot and the open intervals read those sums."""
         return np.concatenate(
             [
-                base + 2 * np.arange(open_length)
-                for _, _, kind, base, _, _, open_length in self.entries
-                if kind == "numeric"
+                entry.base + 2 * np.arange(entry.open_length)
+                for entry in self.entries
+                if entry.numeric
             ]
             or [np.zeros(0, dtype=np.intp)]
         )
@@ -201,7 +224,7 @@ def finished(baseline: Baseline, fine_bins: int) -> Baseline:
 def _make_layout(baseline: Baseline) -> Layout | None:
     if not baseline.fitted:
         return None
-    entries = []
+    entries: list[LayoutEntry] = []
     slots = opens = 0
     named: list[tuple[str, str, UnivariateReference | None]] = [
         ("features", s.name, s.ref) for s in baseline.features
@@ -210,12 +233,14 @@ def _make_layout(baseline: Baseline) -> Layout | None:
     for section, name, ref in named:
         if isinstance(ref, NumericReference):
             points = len(ref.fine_edges)
-            entries.append((section, name, "numeric", slots, 2 * points + 1, opens, points + 1))
+            entries.append(
+                LayoutEntry(section, name, True, slots, 2 * points + 1, opens, points + 1)
+            )
             slots += 2 * points + 1
             opens += points + 1
         elif isinstance(ref, CategoricalReference):
             length = len(ref.categories) + 2
-            entries.append((section, name, "categorical", slots, length, 0, 0))
+            entries.append(LayoutEntry(section, name, False, slots, length))
             slots += length
     return Layout(tuple(entries), slots, opens)
 

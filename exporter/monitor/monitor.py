@@ -63,7 +63,7 @@ from exporter.monitor.encoding import Encoded, concat, encode
 from exporter.monitor.fitting import StreamReference, feature_names, fit_baseline, read_reference
 from exporter.monitor.profiling import outcome_profile, profiles
 from exporter.monitor.report import WindowReport, window_report
-from exporter.state.windows import Aggregate
+from exporter.stats.profile import FeatureCounts
 
 __all__ = ["Monitor"]
 
@@ -85,7 +85,7 @@ class Monitor:
         self._stream: StreamReference | None = None  # rows buffered until the fit
         self._buffered = 0  # from_stream rows taken so far (all of them once fitted)
         self._chunk: Encoded | None = None  # of the chunk last given to `observe`
-        self._chunk_profile: Aggregate | None = None  # of that whole chunk
+        self._chunk_profile: FeatureCounts | None = None  # of that whole chunk
         self._reference_digest = ""
         frame = None
         if model.reference is not None and model.reference.path is not None:
@@ -161,10 +161,10 @@ class Monitor:
 
     def profile_groups(
         self, positions: np.ndarray | None, group: np.ndarray, groups: int
-    ) -> list[Aggregate]:
-        """The aggregate of each of ``groups`` groups of rows of the chunk last given to
+    ) -> list[FeatureCounts]:
+        """The counts of each of ``groups`` groups of rows of the chunk last given to
         `observe` (`exporter.monitor.profiling.profiles`). Every window whose bucket
-        takes the whole chunk gets the same aggregate (``add_into`` copies it)."""
+        takes the whole chunk gets the same counts (``FeatureCounts.add`` copies them)."""
         if self._chunk is None:  # nothing observed: no rows
             empty = self._encode(pd.DataFrame(), self._baseline)
             return self._profiles(empty, None, np.zeros(0, np.intp), 1) * groups
@@ -177,20 +177,20 @@ class Monitor:
 
     def _profiles(
         self, encoded: Encoded, positions: np.ndarray | None, group: np.ndarray, groups: int
-    ) -> list[Aggregate]:
+    ) -> list[FeatureCounts]:
         return profiles(
             encoded, self._baseline, positions, group, groups, features_key=self._features_key
         )
 
-    def profile_outcomes(self, actual: np.ndarray) -> Aggregate:
+    def profile_outcomes(self, actual: np.ndarray) -> FeatureCounts:
         """Outcome counts against the reference outcomes
         (`exporter.monitor.profiling.outcome_profile`)."""
         return outcome_profile(self._baseline, self.model.task, actual)
 
-    def window_report(self, aggregate: Mapping[str, Any]) -> WindowReport | None:
-        """Data-quality ratios and drift of one window's summed aggregate; None without
+    def window_report(self, window: FeatureCounts) -> WindowReport | None:
+        """Data-quality ratios and drift of one window's summed counts; None without
         rows."""
-        return window_report(aggregate, self._baseline, self.model.drift, self._features_key)
+        return window_report(window, self._baseline, self.model.drift, self._features_key)
 
     def state(self) -> dict[str, Any]:
         baseline = self._baseline

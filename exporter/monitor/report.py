@@ -1,4 +1,4 @@
-"""One window's data-quality ratios and drift results, from its summed aggregate.
+"""One window's data-quality ratios and drift results, from its summed counts.
 
 Data-quality ratios: **every denominator is the window's row count**, missing and
 invalid rows included, so the ratios of one feature add up to at most 1 and read the same
@@ -17,16 +17,15 @@ and age out of the window). Drift statistics see only valid, non-missing values.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from exporter.config.schema import DriftConfig
 from exporter.monitor.baseline import Baseline, FeatureSpec, UnivariateReference
-from exporter.monitor.profiling import DATA_QUALITY, binned_profiles
+from exporter.monitor.profiling import binned_profiles
 from exporter.stats.drift import DriftResult, MultivariateDrift, feature_drift, multivariate_drift
+from exporter.stats.profile import FeatureCounts, Profile
 
 __all__ = ["FeatureReport", "WindowReport", "data_quality_ratios", "window_report"]
 
@@ -69,21 +68,20 @@ def data_quality_ratios(spec: FeatureSpec, counts: np.ndarray, rows: int) -> dic
 
 
 def window_report(
-    aggregate: Mapping[str, Any], baseline: Baseline, drift: DriftConfig, features_key: str
+    window: FeatureCounts, baseline: Baseline, drift: DriftConfig, features_key: str
 ) -> WindowReport | None:
-    """Data-quality ratios and drift of one window's summed aggregate; None without rows."""
-    rows = int(aggregate.get("rows", 0))
+    """Data-quality ratios and drift of one window's summed counts; None without rows."""
+    rows = window.rows
     if rows <= 0:
         return None
-    counts = aggregate.get(DATA_QUALITY, {}).get(features_key)
+    counts = window.data_quality.get(features_key)
     if counts is None:
         counts = np.zeros((len(baseline.features), 4), dtype=np.int64)
-    binned = binned_profiles(aggregate, baseline)
-    binned_features = binned.get("features", {})
+    binned = binned_profiles(window, baseline)
     reports = []
     for spec, feature_counts in zip(baseline.features, counts, strict=True):
         result, scores = None, {}
-        entry = binned_features.get(spec.name)
+        entry = binned.features.get(spec.name)
         if spec.ref is not None and entry is not None:
             result, scores = _drift(spec.ref, entry, spec.method, drift)
         ratios = data_quality_ratios(spec, feature_counts, rows)
@@ -91,18 +89,18 @@ def window_report(
     decided = [r.drift for r in reports if r.drift is not None]
     ratio = sum(r.drifted for r in decided) / len(decided) if decided else None
     prediction, prediction_scores = None, {}
-    if baseline.prediction.ref is not None and "prediction" in binned:
+    if baseline.prediction.ref is not None and binned.prediction is not None:
         prediction, prediction_scores = _drift(
-            baseline.prediction.ref, binned["prediction"], baseline.prediction.method, drift
+            baseline.prediction.ref, binned.prediction, baseline.prediction.method, drift
         )
     outcome, outcome_scores = None, {}
     target = baseline.outcome
-    if target is not None and target.ref is not None and "outcome" in binned:
-        outcome, outcome_scores = _drift(target.ref, binned["outcome"], target.method, drift)
+    if target is not None and target.ref is not None and binned.outcome is not None:
+        outcome, outcome_scores = _drift(target.ref, binned.outcome, target.method, drift)
     multivariate = None
-    if baseline.multivariate is not None and "multivariate" in binned:
+    if baseline.multivariate is not None and binned.multivariate is not None:
         multivariate = multivariate_drift(
-            baseline.multivariate, binned["multivariate"], min_rows=drift.min_rows
+            baseline.multivariate, binned.multivariate, min_rows=drift.min_rows
         )
     return WindowReport(
         rows,
@@ -118,15 +116,12 @@ def window_report(
 
 def _drift(
     ref: UnivariateReference,
-    entry: Mapping[str, np.ndarray],
+    profile: Profile,
     method: str | None,
     drift: DriftConfig,
 ) -> tuple[DriftResult | None, dict[str, float]]:
-    """Drift of one binned entry, and the scores as exported (every one finite: the
+    """Drift of one binned profile, and the scores as exported (every one finite: the
     two-sample chi-square has no +Inf, an unseen category being one more table column)."""
-    counts = np.asarray(entry["fine_counts"] if "fine_counts" in entry else entry["counts"])
-    binned = int(counts.sum())
-    profile = {"count": np.int64(binned), "missing": np.int64(0), "invalid": np.int64(0), **entry}
     result = feature_drift(
         ref,
         profile,

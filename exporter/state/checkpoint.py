@@ -51,7 +51,8 @@ from typing import Any
 from exporter.state.checkpoint_values import ValueNotUnderstood, decode_values, encode_values
 
 # The version of the file's layout and of the state laid out in it. 2: the first binary
-# format; 3: time buckets hold typed quality counts keyed by model-version slot.
+# format; 3: time buckets hold typed model-quality counts keyed by model-version slot and
+# typed feature counts.
 FORMAT_VERSION = 3
 OLDER_FORMATS = frozenset({2})  # ignored with a warning: the logs are read again
 FILE_NAME = "checkpoint.bin"

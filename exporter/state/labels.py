@@ -33,15 +33,34 @@ def bounded_label(text: str) -> str:
     return f"{text[:_KEPT]}{_MARK}{digest[:_DIGEST_LENGTH]}"
 
 
+def number_label(number: float) -> str:
+    """A number as label text: an integral one in integer digits (``1.0`` -> ``1``, exact
+    however large), any other as Python writes the float (``0.5``, ``inf``, ``nan``)."""
+    number = float(number)
+    return str(int(number)) if number.is_integer() else repr(number)
+
+
+def number_labels(numbers: np.ndarray) -> np.ndarray:
+    """`number_label` of each float: one numpy conversion for the integral values that
+    fit an int64, the rest one by one."""
+    numbers = np.asarray(numbers, dtype=np.float64)
+    text = np.empty(numbers.shape, dtype=object)
+    with np.errstate(invalid="ignore"):
+        small = (np.mod(numbers, 1.0) == 0) & (np.abs(numbers) < 2.0**63)
+    if small.any():
+        text[small] = numbers[small].astype(np.int64).astype(str)
+    if not small.all():
+        text[~small] = [number_label(x) for x in numbers[~small]]
+    return text
+
+
 def canonical_label(text: str) -> str:
     """Class labels compare as text, with numbers written canonically (``1.0`` -> ``1``)."""
     try:
         number = float(text)
     except ValueError:
         return text
-    if math.isfinite(number) and number.is_integer():
-        return str(int(number))
-    return repr(number) if math.isfinite(number) else text
+    return number_label(number) if math.isfinite(number) else text
 
 
 def canonical_labels(values: pd.Series) -> np.ndarray:
@@ -57,12 +76,7 @@ def canonical_labels(values: pd.Series) -> np.ndarray:
     )
     is_number = np.isfinite(numeric_array)
     if is_number.any():
-        integral = is_number & (np.mod(numeric_array, 1.0) == 0)
-        if integral.any():
-            text[integral] = numeric_array[integral].astype(np.int64).astype(str)
-        fractional = is_number & ~integral
-        if fractional.any():
-            text[fractional] = [repr(float(x)) for x in numeric_array[fractional]]
+        text[is_number] = number_labels(numeric_array[is_number])
     return text
 
 

@@ -13,20 +13,27 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from exporter.config import DEFAULT_MAX_FUTURE, ModelConfig, Window
+from exporter.config import (
+    DEFAULT_MAX_FUTURE,
+    DEFAULT_MAX_LABEL_VALUES,
+    DEFAULT_WINDOW_BUCKETS,
+    ModelConfig,
+    Window,
+)
 from exporter.ingest.rows import ParsedRows
 from exporter.state.admission import admit_outcomes, admit_predictions
 from exporter.state.join import EventTimeJoin, Matches
 from exporter.state.labels import LabelCapper, RecentLabels, canonical_labels
 from exporter.state.row_values import TaskValues
 from exporter.state.totals import VersionTotals
-from exporter.state.windows import Aggregate, Bucket, BucketRing, add_into, group_positions
-from exporter.stats.quality import Outcomes, QualityCounts, counts_by_group
+from exporter.state.windows import Bucket, BucketRing, group_positions
+from exporter.stats.model_quality import ModelQualityCounts, Outcomes, counts_by_group
+from exporter.stats.profile import FeatureCounts
 
 
 class FeatureMonitor(Protocol):
     """Data quality and drift for one model (``exporter.monitor.monitor``): turns rows into
-    additive profiles that live in the same time buckets as the quality counts."""
+    additive counts that live in the same time buckets as the model-quality counts."""
 
     def observe(self, frame: pd.DataFrame) -> None:
         """Sees every accepted prediction chunk, in log order, before it is bucketed (a
@@ -34,14 +41,14 @@ class FeatureMonitor(Protocol):
 
     def profile_groups(
         self, positions: np.ndarray | None, group: np.ndarray, groups: int
-    ) -> list[Aggregate]:
-        """Profiles of the features and the prediction of each group of rows at once: the
+    ) -> list[FeatureCounts]:
+        """Counts of the features and the prediction of each group of rows at once: the
         rows at ``positions`` (ascending; None: all) of the chunk last given to ``observe``,
         row ``positions[i]`` in group ``group[i]``: each time bucket's share, in bucket
         order."""
 
-    def profile_outcomes(self, actual: np.ndarray) -> Aggregate:
-        """Profile of these outcomes (binary: 1.0 = positive; multiclass: the class label;
+    def profile_outcomes(self, actual: np.ndarray) -> FeatureCounts:
+        """Counts of these outcomes (binary: 1.0 = positive; multiclass: the class label;
         regression: the value), for one time bucket of their predictions."""
 
     def state(self) -> dict[str, Any]: ...
@@ -56,8 +63,8 @@ MonitorFactory = Callable[[ModelConfig], FeatureMonitor | None]
 @dataclass(frozen=True)
 class WindowSnapshot:
     window: Window
-    quality: dict[str, QualityCounts]  # model_version label -> the window's summed counts
-    features: Aggregate  # summed feature/prediction/outcome profiles (may be empty)
+    model_quality: dict[str, ModelQualityCounts]  # model_version label -> summed counts
+    features: FeatureCounts  # the feature monitor's summed counts (empty without one)
 
 
 @dataclass(frozen=True)
@@ -80,8 +87,8 @@ class ModelState:
         self,
         model: ModelConfig,
         *,
-        max_label_values: int = 20,
-        window_buckets: int = 60,
+        max_label_values: int = DEFAULT_MAX_LABEL_VALUES,
+        window_buckets: int = DEFAULT_WINDOW_BUCKETS,
         monitor: FeatureMonitor | None = None,
         max_future: float = DEFAULT_MAX_FUTURE,
     ) -> None:
@@ -210,7 +217,7 @@ class ModelState:
             positions, group, buckets = live
             profiles = self.monitor.profile_groups(positions, group, len(buckets))
             for bucket, profile in zip(buckets, profiles, strict=True):
-                add_into(bucket.features, profile)
+                bucket.features.add(profile)
 
     def _add_outcomes(self, timestamps: np.ndarray, versions: np.ndarray, rows: Outcomes) -> None:
         self.totals.count_outcomes(versions, rows, self.values.confusion_size)
@@ -265,7 +272,7 @@ class ModelState:
         windows = []
         for ring in self.rings:
             total = ring.total()
-            per_version = {version_label(v): counts for v, counts in total.quality.items()}
+            per_version = {version_label(v): c for v, c in total.model_quality.items()}
             windows.append(WindowSnapshot(ring.window, per_version, total.features))
         predictions, outcomes, confusion = self.totals.labelled(
             version_label, self.values.confusion_label
@@ -329,4 +336,4 @@ def _profile_outcomes(
         outcomes = actual[rows]
         if class_labels is not None:
             outcomes = class_labels[outcomes.astype(np.int64)]
-        add_into(bucket.features, monitor.profile_outcomes(outcomes))
+        bucket.features.add(monitor.profile_outcomes(outcomes))

@@ -9,7 +9,7 @@ from pandas.api.types import is_numeric_dtype
 
 from exporter.config import ModelConfig
 from exporter.state.labels import LabelCapper, canonical_labels
-from exporter.stats.quality import Outcomes
+from exporter.stats.model_quality import Outcomes
 
 
 class TaskValues:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from exporter.stats.quality import Outcomes
+from exporter.stats.model_quality import Outcomes
 
 
 class VersionTotals:

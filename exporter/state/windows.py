@@ -10,7 +10,7 @@ trailing edge quantised to one bucket (1/n of the window). This keeps memory at
 and the watermark, so live, restart and backfill agree.
 
 A bucket holds the model-quality counts of each model version and the feature monitor's
-profile of its rows; two buckets add elementwise.
+counts of its rows; two buckets add elementwise.
 """
 
 from __future__ import annotations
@@ -23,58 +23,47 @@ from typing import Any
 import numpy as np
 
 from exporter.config import Window
-from exporter.stats.quality import QualityCounts
-
-# The feature monitor's profile of some rows: str -> np.ndarray | Aggregate, opaque here.
-Aggregate = dict[str, Any]
-
-
-def add_into(target: Aggregate, source: Mapping[str, Any]) -> Aggregate:
-    """Add ``source`` into ``target`` elementwise, creating keys ``target`` lacks."""
-    for key, value in source.items():
-        if isinstance(value, Mapping):
-            add_into(target.setdefault(key, {}), value)
-        elif key in target:
-            target[key] = target[key] + value
-        else:
-            target[key] = np.array(value, copy=True)
-    return target
+from exporter.stats.model_quality import ModelQualityCounts
+from exporter.stats.profile import FeatureCounts
 
 
 @dataclass(eq=False)
 class Bucket:
-    """What one time bucket (or a whole window) holds: quality counts by model-version
-    slot, and the summed feature/prediction/outcome profiles (empty without a monitor)."""
+    """What one time bucket (or a whole window) holds: model-quality counts by
+    model-version slot, and the feature monitor's counts (empty without a monitor)."""
 
-    quality: dict[int, QualityCounts] = field(default_factory=dict)
-    features: Aggregate = field(default_factory=dict)
+    model_quality: dict[int, ModelQualityCounts] = field(default_factory=dict)
+    features: FeatureCounts = field(default_factory=FeatureCounts)
 
-    def counts(self, version: int) -> QualityCounts:
-        """The quality counts of a model-version slot, created empty on first use."""
-        return self.quality.setdefault(version, QualityCounts())
+    def counts(self, version: int) -> ModelQualityCounts:
+        """The model-quality counts of a model-version slot, created empty on first use."""
+        return self.model_quality.setdefault(version, ModelQualityCounts())
 
     def add(self, other: Bucket) -> None:
-        for version, counts in other.quality.items():
+        for version, counts in other.model_quality.items():
             self.counts(version).add(counts)
-        add_into(self.features, other.features)
+        self.features.add(other.features)
 
     def fold_versions(self, slots: Iterable[int], into: int) -> None:
         """Move the counts of these version slots to slot ``into``."""
         for slot in slots:
-            counts = self.quality.pop(slot, None)
+            counts = self.model_quality.pop(slot, None)
             if counts is not None:
                 self.counts(into).add(counts)
 
     def state(self) -> dict[str, Any]:
         return {
-            "quality": {version: counts.state() for version, counts in self.quality.items()},
-            "features": add_into({}, self.features),
+            "model_quality": {v: counts.state() for v, counts in self.model_quality.items()},
+            "features": self.features.state(),
         }
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> Bucket:
-        quality = {int(v): QualityCounts.from_state(c) for v, c in state["quality"].items()}
-        return cls(quality, dict(state["features"]))
+        quality = state["model_quality"]
+        return cls(
+            {int(v): ModelQualityCounts.from_state(c) for v, c in quality.items()},
+            FeatureCounts.from_state(state["features"]),
+        )
 
 
 class BucketRing:

@@ -87,7 +87,13 @@ from exporter.config import DEFAULT_DRIFT_MIN_ROWS, DEFAULT_DRIFT_THRESHOLDS
 from exporter.config.schema import DRIFT_METHODS
 from exporter.stats.ks import ks_pvalue
 from exporter.stats.multivariate import MultivariateReference
-from exporter.stats.profile import psi_counts, valid_count
+from exporter.stats.profile import (
+    CategoricalProfile,
+    MultivariateCounts,
+    NumericProfile,
+    Profile,
+    psi_counts,
+)
 from exporter.stats.reference import CategoricalReference, NumericReference
 
 __all__ = [
@@ -135,14 +141,14 @@ class MultivariateDrift:
     drifted: bool
 
 
-def psi(ref_props: np.ndarray, cur_counts: np.ndarray, floor: float = PSI_FLOOR) -> float:
+def psi(ref_props: np.ndarray, cur_counts: np.ndarray) -> float:
     """Population stability index: ``sum((c - r) * ln(c / r))`` over floored proportions."""
     counts = np.asarray(cur_counts, dtype=np.float64)
     total = counts.sum()
     if total <= 0:
         raise ValueError("psi needs at least one current value")
-    ref = np.maximum(np.asarray(ref_props, dtype=np.float64), floor)
-    cur = np.maximum(counts / total, floor)
+    ref = np.maximum(np.asarray(ref_props, dtype=np.float64), PSI_FLOOR)
+    cur = np.maximum(counts / total, PSI_FLOOR)
     return float(np.sum((cur - ref) * np.log(cur / ref)))
 
 
@@ -154,17 +160,17 @@ def _cdf_difference(ref: NumericReference, cur_counts: np.ndarray) -> np.ndarray
     return np.cumsum(ref.fine_counts) / ref.n - np.cumsum(cur_counts) / cur_total
 
 
-def ks_from_counts(ref: NumericReference, profile: Mapping[str, np.ndarray]) -> tuple[float, float]:
+def ks_from_counts(ref: NumericReference, profile: NumericProfile) -> tuple[float, float]:
     """KS statistic and p-value of a window's values against the reference."""
-    cur_counts = np.asarray(profile["fine_counts"])
+    cur_counts = np.asarray(profile.fine_counts)
     statistic = float(np.abs(_cdf_difference(ref, cur_counts)).max())
     return statistic, ks_pvalue(statistic, ref.n, int(cur_counts.sum()))
 
 
-def wasserstein_from_counts(ref: NumericReference, profile: Mapping[str, np.ndarray]) -> float:
+def wasserstein_from_counts(ref: NumericReference, profile: NumericProfile) -> float:
     """1-Wasserstein distance between the window and the reference, / reference std."""
-    cur_counts = np.asarray(profile["fine_counts"])
-    cur_offsets = np.asarray(profile["fine_offsets"], dtype=np.float64)
+    cur_counts = np.asarray(profile.fine_counts)
+    cur_offsets = np.asarray(profile.fine_offsets, dtype=np.float64)
     difference = _cdf_difference(ref, cur_counts)
     cur_total = float(cur_counts.sum())
     outside = (cur_offsets[0] + cur_offsets[-1]) / cur_total
@@ -249,7 +255,7 @@ def choose_method(configured: str, categorical: bool, reference_values: int) -> 
 
 def feature_drift(
     ref: NumericReference | CategoricalReference,
-    profile: Mapping[str, np.ndarray],
+    profile: Profile,
     method: str = "auto",
     *,
     thresholds: Mapping[str, float] = DEFAULT_DRIFT_THRESHOLDS,
@@ -257,27 +263,28 @@ def feature_drift(
 ) -> DriftResult | None:
     """Drift of one feature (or the prediction, or the outcome) in one window.
 
-    Returns None when the window has fewer than `min_rows` valid values. `method` is
+    Returns None when the window has fewer than `min_rows` binned values. `method` is
     resolved by `choose_method` (``ref.n`` reference values); `thresholds` has every
     method's (p-value methods drift when ``p < threshold``, the others when
     ``score >= threshold``).
     """
-    categorical = isinstance(ref, CategoricalReference)
-    chosen, _ = choose_method(method, categorical, ref.n)
-    if valid_count(profile) < max(min_rows, 1):
+    chosen, _ = choose_method(method, isinstance(ref, CategoricalReference), ref.n)
+    if profile.count < max(min_rows, 1):
         return None
     scores: dict[str, float] = {}
     pvalues: dict[str, float] = {}
-    if categorical:
+    if isinstance(ref, CategoricalReference) and isinstance(profile, CategoricalProfile):
         ref_props = ref.proportions_with_unseen
-        cur = np.asarray(profile["counts"])
+        cur = np.asarray(profile.counts)
         ref_counts = np.append(ref.counts, 0)
-    else:
+    elif isinstance(ref, NumericReference) and isinstance(profile, NumericProfile):
         ref_props = ref.psi_proportions
-        cur = psi_counts(ref, profile)
-        ref_counts = psi_counts(ref, {"fine_counts": ref.fine_counts})
+        cur = psi_counts(ref, profile.fine_counts)
+        ref_counts = psi_counts(ref, ref.fine_counts)
         scores["ks"], pvalues["ks"] = ks_from_counts(ref, profile)
         scores["wasserstein"] = wasserstein_from_counts(ref, profile)
+    else:
+        raise TypeError(f"{type(profile).__name__} against a {type(ref).__name__}")
     scores["psi"] = psi(ref_props, cur)
     scores["jensenshannon"] = jensenshannon_from_counts(ref_counts, cur)
     scores["chisquare"], pvalues["chisquare"] = chisquare_from_counts(ref_counts, cur)
@@ -290,15 +297,15 @@ def feature_drift(
 
 def multivariate_drift(
     ref: MultivariateReference,
-    profile: Mapping[str, np.ndarray],
+    counts: MultivariateCounts,
     min_rows: int = DEFAULT_DRIFT_MIN_ROWS,
 ) -> MultivariateDrift | None:
     """Mean reconstruction error of a window's rows vs ``reference mean + 3 std``.
 
     None when the window has fewer than `min_rows` rows.
     """
-    rows = int(profile["count"])
+    rows = int(counts.count)
     if rows < max(min_rows, 1):
         return None
-    error = float(profile["error_sum"]) / rows
+    error = float(counts.error_sum) / rows
     return MultivariateDrift(error=error, threshold=ref.threshold, drifted=error > ref.threshold)

@@ -26,7 +26,6 @@ import math
 import numpy as np
 from scipy import stats
 from scipy.special import kolmogorov
-from scipy.stats import distributions
 
 __all__ = ["exact_pvalue", "ks_pvalue", "smirnov_asymptotic_pvalue"]
 
@@ -59,7 +58,7 @@ def smirnov_asymptotic_pvalue(statistic: float, effective_n: float) -> float:
     from `KS_LIMIT_MIN_N` on, Vrbik's corrected limit instead (module docstring)."""
     n = float(np.round(effective_n))
     if n < KS_LIMIT_MIN_N:
-        return float(np.clip(distributions.kstwo.sf(statistic, n), 0.0, 1.0))
+        return _kstwo_sf(statistic, n)
     root = math.sqrt(n)
     x = root * statistic + 1 / (6 * root) + (root * statistic - 1) / (4 * n)
     return float(np.clip(kolmogorov(x), 0.0, 1.0))
@@ -105,7 +104,13 @@ def _exact_pvalue(h: int, small: int, big: int) -> float | None:
 
 def _scipy_fallback(statistic: float, effective_n: float) -> float:
     """The asymptotic p-value ``ks_2samp`` returns when its exact computation fails."""
-    return float(np.clip(distributions.kstwo.sf(statistic, np.round(effective_n)), 0.0, 1.0))
+    return _kstwo_sf(statistic, float(np.round(effective_n)))
+
+
+def _kstwo_sf(statistic: float, n: float) -> float:
+    """``P(D >= statistic)`` by Smirnov's distribution for `n` (an integral float), as
+    ``ks_2samp`` computes its asymptotic p-value."""
+    return float(np.clip(stats.kstwo.sf(statistic, n), 0.0, 1.0))
 
 
 def _two_valued_samples(h: int, small: int, big: int) -> tuple[np.ndarray, np.ndarray]:

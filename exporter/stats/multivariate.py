@@ -18,7 +18,7 @@ __all__ = [
     "reconstruction_errors_of_columns",
 ]
 
-DEFAULT_EXPLAINED_VARIANCE = 0.9
+EXPLAINED_VARIANCE = 0.9  # share of the variance the kept principal axes explain
 
 
 @dataclass(frozen=True, eq=False)
@@ -30,8 +30,8 @@ class MultivariateReference:
         mean, scale: reference mean and std (ddof=0; 1 where the std is 0) per feature.
         components: the kept principal axes, shape (k, d) with ``1 <= k < d``.
         pca_mean: the PCA centre in standardized space (about 0).
-        error_mean, error_std: of the reference rows' own reconstruction errors.
-        threshold: ``error_mean + 3 * error_std``.
+        threshold: the mean plus 3 standard deviations of the reference rows' own
+            reconstruction errors.
         n: reference rows.
     """
 
@@ -40,8 +40,6 @@ class MultivariateReference:
     scale: np.ndarray
     components: np.ndarray
     pca_mean: np.ndarray
-    error_mean: float
-    error_std: float
     threshold: float
     n: int
 
@@ -56,12 +54,10 @@ class MultivariateReference:
         return _complement(self.components)
 
 
-def fit_multivariate(
-    frame: pd.DataFrame, explained_variance: float = DEFAULT_EXPLAINED_VARIANCE
-) -> MultivariateReference:
+def fit_multivariate(frame: pd.DataFrame) -> MultivariateReference:
     """Fit PCA on the standardized numeric features of a reference frame.
 
-    Keeps the fewest components that explain `explained_variance` of the variance, but
+    Keeps the fewest components that explain `EXPLAINED_VARIANCE` of the variance, but
     always at least 1 and fewer than the number of features (so something is left to
     reconstruct). Missing values are replaced by the reference mean.
     """
@@ -79,20 +75,17 @@ def fit_multivariate(
     standardized = _standardize(mean, scale, raw)
     pca = PCA(n_components=len(features), svd_solver="full").fit(standardized)
     cumulative = np.cumsum(pca.explained_variance_ratio_)
-    kept = int(np.searchsorted(cumulative, explained_variance - 1e-12) + 1)
+    kept = int(np.searchsorted(cumulative, EXPLAINED_VARIANCE - 1e-12) + 1)
     kept = min(max(kept, 1), len(features) - 1)
     components = pca.components_[:kept].copy()
     errors = _row_errors(components, _complement(components), (standardized - pca.mean_).T)
-    error_mean, error_std = float(errors.mean()), float(errors.std())
     return MultivariateReference(
         features=features,
         mean=mean,
         scale=scale,
         components=components,
         pca_mean=pca.mean_.copy(),
-        error_mean=error_mean,
-        error_std=error_std,
-        threshold=error_mean + 3 * error_std,
+        threshold=float(errors.mean()) + 3 * float(errors.std()),
         n=int(raw.shape[0]),
     )
 

@@ -32,7 +32,7 @@ from exporter.ingest.tailer import Tailer
 from exporter.monitor.build import build_monitors, monitor_factory
 from exporter.monitor.monitor import Monitor
 from exporter.state.model_state import WindowSnapshot
-from exporter.stats.quality import QualityCounts
+from exporter.stats.model_quality import ModelQualityCounts
 from exporter.web.server import ExporterHTTPServer
 
 START = 1_717_200_000
@@ -91,7 +91,9 @@ def corrupt(snapshot: Callable[[], EngineSnapshot], model: str) -> Callable[[], 
     totals were built."""
 
     def damaged(window: WindowSnapshot) -> WindowSnapshot:
-        return dataclasses.replace(window, quality={"": QualityCounts(predictions=3, outcomes=3)})
+        return dataclasses.replace(
+            window, model_quality={"": ModelQualityCounts(predictions=3, outcomes=3)}
+        )
 
     def broken() -> EngineSnapshot:
         snap = snapshot()
@@ -217,7 +219,8 @@ def test_failures_are_logged_at_most_five_times_a_minute_per_model(
     running, _ = engine
     now = [0.0]
     errors = ScrapeErrors(logging.getLogger("test.scrape"), lambda: now[0])
-    collector = ExporterCollector(corrupt(running.snapshot, "b"), errors=errors)
+    collector = ExporterCollector(corrupt(running.snapshot, "b"))
+    collector.errors = errors
     with caplog.at_level(logging.ERROR, logger="test.scrape"):
         for _ in range(7):
             text_of(collector)
@@ -230,7 +233,7 @@ def test_failures_are_logged_at_most_five_times_a_minute_per_model(
         samples = parse_samples(text_of(collector))
     assert value(samples, ERRORS, model="b") == 8
     assert [r.getMessage() for r in caplog.records][5:] == [
-        "scrape b quality: 2 more similar messages suppressed",
+        "scrape b model_quality: 2 more similar messages suppressed",
         caplog.records[6].getMessage(),
     ]
     assert "model 'b'" in caplog.records[6].getMessage()

@@ -12,13 +12,14 @@ import pytest
 from sklearn.metrics import accuracy_score, precision_score, recall_score
 
 from exporter.collectors.drift import MonitorCollector
+from exporter.collectors.isolation import ScrapeErrors
 from exporter.config import config_from_mapping, parse_duration
 from exporter.demo.config import CLASSIFIER, REFERENCE_ROWS, REGRESSION, demo_config
 from exporter.demo.simulator import DemoSimulator
 from exporter.ingest.engine import Engine
 from exporter.monitor.build import build_monitors, monitor_factory
 from exporter.stats.drift import AUTO_REFERENCE_ROWS
-from exporter.stats.quality import window_quality
+from exporter.stats.model_quality import window_model_quality
 
 T0 = 1_700_000_000.0
 FILES = ("predictions.csv", "outcomes.jsonl", "reference.csv")
@@ -184,7 +185,7 @@ def test_accuracy_is_high_before_the_drift_and_low_after(
     # the figures the story quotes match what the logs show
     for name in ("before", "after"):
         assert (
-            abs(sim.classifier_outlook.quality[name]["accuracy"] - scores[name]["accuracy"]) < 0.05
+            abs(sim.classifier_outlook.model_quality[name]["accuracy"] - scores[name]["accuracy"]) < 0.05
         )
 
 
@@ -416,7 +417,7 @@ def test_regression_error_is_under_its_thresholds_before_the_drift_and_over_afte
         for name in ("after", "window after"):
             assert measured[name][metric] >= limit + ABOVE[metric], (metric, name, measured)
     # the figures the story quotes match what the log shows
-    expected = sim.regression_outlook.quality
+    expected = sim.regression_outlook.model_quality
     for regime in ("before", "after"):
         for metric, tolerance in (("mae", 6.0), ("rmse", 8.0), ("mape", 0.08)):
             assert abs(expected[regime][metric] - measured[regime][metric]) < tolerance
@@ -477,9 +478,9 @@ def test_the_exporter_computes_the_regression_error_of_the_demo_log(tmp_path: Pa
             pass
         (model,) = [m for m in engine.snapshot().models if m.model.name == REGRESSION.name]
         (window,) = [w for w in model.windows if w.window.name == "5m"]
-        (counts,) = window.quality.values()
+        (counts,) = window.model_quality.values()
         assert counts.outcomes >= REGRESSION.thresholds["min_outcomes"]
-        return window_quality("regression", counts)
+        return window_model_quality("regression", counts)
 
     try:
         run(sim, clock, DRIFT_AFTER - 1, step=5.0)
@@ -521,7 +522,7 @@ def drift_figures(collector: MonitorCollector, engine: Engine) -> dict[str, dict
         }
         for name in DRIFTING
     }
-    for family in collector(engine.snapshot()):
+    for family in collector(engine.snapshot(), ScrapeErrors()):
         for sample in family.samples:
             labels = sample.labels
             if labels.get("window") != "5m":

@@ -11,18 +11,18 @@ from exporter.monitor.encoding import (
     OUT_OF_RANGE,
     category_counts,
     category_slots,
-    numeric_quality,
+    numeric_data_quality,
 )
 from exporter.stats.fit import fit_categorical
 from exporter.stats.profile import split_numeric
 
 
 def codes_of(values: np.ndarray, invalid: np.ndarray, lower: float | None, upper: float | None):
-    code, _ = numeric_quality(values, invalid, lower, upper)
+    code, _ = numeric_data_quality(values, invalid, lower, upper)
     return np.zeros(values.shape, dtype=np.uint8) if code is None else code
 
 
-def test_numeric_quality_codes_are_exact() -> None:
+def test_numeric_data_quality_codes_are_exact() -> None:
     """Injected missing, invalid, infinite and out-of-range values are each flagged once."""
     rng = np.random.default_rng(7)
     values = rng.uniform(0, 100, 5000)
@@ -53,7 +53,7 @@ def test_bounds_are_inclusive_and_per_side() -> None:
 def test_clean_chunks_need_no_codes() -> None:
     """Every value a finite number within the bounds: no code array at all."""
     values = np.array([1.0, 2.0, 3.0])
-    assert numeric_quality(values, np.zeros(3, dtype=bool), 0.0, 3.0) == (None, None)
+    assert numeric_data_quality(values, np.zeros(3, dtype=bool), 0.0, 3.0) == (None, None)
 
 
 def test_parsed_text_is_missing_or_invalid() -> None:

@@ -36,6 +36,7 @@ from exporter.monitor.monitor import Monitor
 from exporter.monitor.profiling import binned_profiles
 from exporter.state.model_state import ModelState
 from exporter.stats.fine_grid import fine_histogram
+from exporter.stats.profile import CategoricalProfile, FeatureCounts, NumericProfile, Profile
 from exporter.stats.reference import CategoricalReference, NumericReference
 
 START = 1_717_200_000.0
@@ -151,6 +152,11 @@ CREDIT_FEATURES = {
     "region": "categorical",
 }
 CREDIT_DRIFTED = {"income", "region"}
+
+
+def numeric(profile: Profile) -> NumericProfile:
+    assert isinstance(profile, NumericProfile)
+    return profile
 
 
 # --- data quality ----------------------------------------------------------------------------
@@ -426,8 +432,7 @@ def test_window_without_rows_exports_nothing(tmp_path: Path) -> None:
     state = monitored(model)
     assert not {n for n in names_of(scrape(state)) if n.startswith("mlmodel_feature")}
     assert not names_of(scrape(state)) & {"mlmodel_reconstruction_error"}
-    assert state.monitor.window_report({}) is None  # type: ignore[union-attr]
-    assert state.monitor.window_report({"rows": np.int64(0)}) is None  # type: ignore[union-attr]
+    assert state.monitor.window_report(FeatureCounts()) is None  # type: ignore[union-attr]
 
 
 # --- prediction and outcome drift ------------------------------------------------------------
@@ -533,9 +538,12 @@ def test_multiclass_predictions_drift_by_label(tmp_path: Path) -> None:
     assert sample(samples, "mlmodel_prediction_drifted", **labels) == 1
     monitor = state.monitor
     assert isinstance(monitor, Monitor)
-    assert monitor.profile_outcomes(np.array([0.0, 1.0])) == {}  # indices: not mappable
+    assert monitor.profile_outcomes(np.array([0.0, 1.0])).binned == {}  # indices: not mappable
     labelled = monitor.profile_outcomes(np.array(["cat", "dog", "cat", "fish"], dtype=object))
-    counts = labelled["binned"][monitor.baseline.tag]["outcome"]["counts"]
+    assert monitor.baseline.tag is not None
+    profile = labelled.binned[monitor.baseline.tag].outcome
+    assert isinstance(profile, CategoricalProfile)
+    counts = profile.counts
     outcome = monitor.baseline.outcome
     assert outcome is not None
     assert isinstance(outcome.ref, CategoricalReference)
@@ -590,8 +598,8 @@ def test_from_stream_reference_survives_restarts(tmp_path: Path) -> None:
     assert tag is not None
     assert restarted.monitor.baseline.tag == tag
     window = steady.snapshot().windows[0].features
-    assert int(window["rows"]) == 1200
-    binned = binned_profiles(window, monitor.baseline)["features"]["x"]["fine_counts"]
+    assert window.rows == 1200
+    binned = numeric(binned_profiles(window, monitor.baseline).features["x"]).fine_counts
     assert int(binned.sum()) == 200
     assert any(
         line.startswith("y: numeric (inferred from the reference)")
@@ -630,19 +638,21 @@ def test_bucket_profiles_count_every_value_once(tmp_path: Path) -> None:
     monitor = state.monitor
     assert isinstance(monitor, Monitor)
     for window in state.snapshot().windows:
-        binned = binned_profiles(window.features, monitor.baseline)["features"]
+        binned = binned_profiles(window.features, monitor.baseline).features
         for spec in monitor.baseline.features:
             values = live[spec.name].to_numpy()
             if isinstance(spec.ref, NumericReference):
                 finite = values.astype(float)
                 counts, offsets = fine_histogram(spec.ref.fine_edges, finite[np.isfinite(finite)])
-                got = binned[spec.name]
-                assert np.array_equal(got["fine_counts"], counts)
-                np.testing.assert_allclose(got["fine_offsets"], offsets, rtol=1e-9, atol=1e-6)
+                got = numeric(binned[spec.name])
+                assert np.array_equal(got.fine_counts, counts)
+                np.testing.assert_allclose(got.fine_offsets, offsets, rtol=1e-9, atol=1e-6)
             else:
                 assert isinstance(spec.ref, CategoricalReference)
                 expected = category_counts(values, spec.ref)
-                assert np.array_equal(binned[spec.name]["counts"], expected)
+                profile = binned[spec.name]
+                assert isinstance(profile, CategoricalProfile)
+                assert np.array_equal(profile.counts, expected)
 
 
 def test_grid_is_coarse_but_bounded(tmp_path: Path) -> None:
@@ -678,8 +688,8 @@ def test_a_changed_reference_never_mixes_with_old_bins(tmp_path: Path) -> None:
         with_times(credit_rows(np.random.default_rng(44), 300, drifted=False), start=START + 400),
     )
     window = new.snapshot().windows[0].features
-    assert int(window["rows"]) == 800
-    binned = binned_profiles(window, new.monitor.baseline)["features"]["age"]["fine_counts"]
+    assert window.rows == 800
+    binned = numeric(binned_profiles(window, new.monitor.baseline).features["age"]).fine_counts
     assert int(binned.sum()) == 300
     assert scrape(new)  # computes without error
 

@@ -294,7 +294,7 @@ def engine_state(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def test_the_engine_state_round_trips_exactly(tmp_path: Path, engine_state: dict) -> None:
-    """A real Engine's state (aggregates, confusion counts keyed by tuples, pending joins,
+    """A real Engine's state (feature counts, confusion counts keyed by tuples, pending joins,
     monitor profiles, a from_stream buffer, tailer offsets) comes back exactly."""
     kinds = set()
 
@@ -665,7 +665,7 @@ def test_a_checkpoint_of_an_older_format_is_ignored_and_the_logs_read_again(
     assert "from the start" in warnings[0]
     (model,) = again.snapshot().models
     assert model.predictions_total == {"": 50}
-    assert sum(model.windows[0].quality[""].confusion.reshape(-1)) == 50
+    assert sum(model.windows[0].model_quality[""].confusion.reshape(-1)) == 50
     assert again.close()
     raw = (state_dir / FILE_NAME).read_bytes()
     assert struct.unpack_from("<I", raw, 8) == (FORMAT_VERSION,)

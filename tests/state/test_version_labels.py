@@ -9,12 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from join_support import START, append, iso, make_engine, scrape
 from support import Samples, select, value
 
 from exporter.config import config_from_mapping
-from exporter.state.labels import OTHER, RecentLabels
+from exporter.state.labels import OTHER, RecentLabels, canonical_label, canonical_labels
 
 OUTCOMES_CSV = b"id,actual,timestamp\n"
 
@@ -297,3 +298,13 @@ def test_recent_labels_never_give_a_row_the_label_of_the_value_that_took_its_slo
     named, folded = assign(labels, ["a", "c"], [11, 30])
     assert list(folded.values()) == ["a"]
     assert named == [OTHER, "c"]
+
+
+LABEL_TEXTS = ["1e20", "-1e20", "9.3e18", "1e300", "9007199254740993", "3.0", "0.5", " 7 "]
+
+
+@pytest.mark.parametrize("text", [*LABEL_TEXTS, "-0", "v1", "inf"])
+def test_a_column_of_labels_reads_each_as_the_single_label_does(text: str) -> None:
+    """Versions and class labels read in bulk as one at a time, numbers past int64 too."""
+    bulk = canonical_labels(pd.Series([text], dtype=object))
+    assert list(bulk) == [canonical_label(text.strip())]

@@ -38,7 +38,12 @@ from exporter.stats.multivariate import (
     fit_multivariate,
     reconstruction_errors,
 )
-from exporter.stats.profile import psi_counts
+from exporter.stats.profile import (
+    CategoricalProfile,
+    MultivariateCounts,
+    NumericProfile,
+    psi_counts,
+)
 from exporter.stats.reference import CategoricalReference, NumericReference
 
 REFERENCE_ROWS = 20_000
@@ -76,30 +81,20 @@ def fit(values: np.ndarray, name: str) -> NumericReference | CategoricalReferenc
     return fit_categorical(values) if name in CATEGORICAL else fit_numeric(values)
 
 
-def numeric_profile(values: np.ndarray, ref: NumericReference) -> dict[str, np.ndarray]:
-    """A window's profile of these values (NaN: missing; +-inf: invalid)."""
+def numeric_profile(values: np.ndarray, ref: NumericReference) -> NumericProfile:
+    """A window's profile of these values (NaN and +-inf are not binned)."""
     array = np.asarray(values, dtype=np.float64)
     finite = array[np.isfinite(array)]
-    counts, offsets = fine_histogram(ref.fine_edges, finite, ref.cell_index)
-    return {
-        "count": np.int64(array.size),
-        "missing": np.int64(np.count_nonzero(np.isnan(array))),
-        "invalid": np.int64(np.count_nonzero(np.isinf(array))),
-        "fine_counts": counts,
-        "fine_offsets": offsets,
-    }
+    return NumericProfile(*fine_histogram(ref.fine_edges, finite, ref.cell_index))
 
 
-def categorical_profile(values: np.ndarray, ref: CategoricalReference) -> dict[str, np.ndarray]:
-    counts = category_counts(values, ref)
-    return {"count": np.int64(counts.sum()), "missing": np.int64(0), "counts": counts}
+def categorical_profile(values: np.ndarray, ref: CategoricalReference) -> CategoricalProfile:
+    return CategoricalProfile(category_counts(values, ref))
 
 
-def reconstruction_profile(
-    ref: MultivariateReference, frame: pd.DataFrame
-) -> dict[str, np.ndarray]:
+def reconstruction_profile(ref: MultivariateReference, frame: pd.DataFrame) -> MultivariateCounts:
     errors = reconstruction_errors(ref, frame)
-    return {"count": np.int64(errors.size), "error_sum": np.float64(errors.sum())}
+    return MultivariateCounts(errors.size, float(errors.sum()))
 
 
 def profile_of(values: np.ndarray, ref: NumericReference | CategoricalReference):
@@ -160,7 +155,7 @@ def test_psi_equals_a_decile_computation(name: str, reference: Data, window: Dat
     cur_props = np.maximum(cur_props / cur_props.sum(), 1e-4)
     expected = np.sum((cur_props - ref_props) * np.log(cur_props / ref_props))
     ref = fitted[name]
-    counts = psi_counts(ref, numeric_profile(cur_values, ref))
+    counts = psi_counts(ref, numeric_profile(cur_values, ref).fine_counts)
     assert psi(ref.psi_proportions, counts) == pytest.approx(expected, abs=1e-9)
 
 
@@ -184,10 +179,10 @@ def test_jensenshannon_and_chisquare_match_scipy(
     names = sorted(set(reference[name]))
     ref_counts = pd.Series(reference[name]).value_counts().reindex(names).to_numpy()
     cur_counts = pd.Series(window[name]).value_counts().reindex(names, fill_value=0).to_numpy()
-    ours_js = jensenshannon_from_counts(np.append(ref.counts, 0), profile["counts"])
+    ours_js = jensenshannon_from_counts(np.append(ref.counts, 0), profile.counts)
     assert ours_js == pytest.approx(jensenshannon(ref_counts, cur_counts), abs=1e-6)
     expected = stats.chi2_contingency([ref_counts, cur_counts], correction=False)
-    statistic, pvalue = chisquare_from_counts(np.append(ref.counts, 0), profile["counts"])
+    statistic, pvalue = chisquare_from_counts(np.append(ref.counts, 0), profile.counts)
     assert statistic == pytest.approx(expected.statistic, abs=1e-6)
     assert pvalue == pytest.approx(expected.pvalue, abs=1e-6)
 
@@ -202,13 +197,13 @@ def test_unseen_categories_in_jensenshannon_and_chisquare() -> None:
     names = [*PLANS, "free", "trial"]
     ref_counts = [*(int(ref.counts[ref.categories.index(n)]) for n in PLANS), 0, 0]
     cur_counts = pd.Series(current).value_counts().reindex(names, fill_value=0).to_numpy()
-    assert jensenshannon_from_counts(np.append(ref.counts, 0), profile["counts"]) == pytest.approx(
+    assert jensenshannon_from_counts(np.append(ref.counts, 0), profile.counts) == pytest.approx(
         jensenshannon(ref_counts, cur_counts), abs=1e-9
     )
     unseen = cur_counts[-2:].sum()
     table = [[*ref_counts[:-2], 0], [*cur_counts[:-2], unseen]]
     expected = stats.chi2_contingency(table, correction=False)
-    statistic, pvalue = chisquare_from_counts(np.append(ref.counts, 0), profile["counts"])
+    statistic, pvalue = chisquare_from_counts(np.append(ref.counts, 0), profile.counts)
     assert np.isfinite(statistic)
     assert statistic == pytest.approx(expected.statistic, rel=1e-12)
     assert pvalue == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-300)

@@ -76,7 +76,7 @@ class ErrorSums(_Additive):
 
 
 @dataclass(eq=False)
-class QualityCounts(_Additive):
+class ModelQualityCounts(_Additive):
     """What is known of one model version's quality in a time bucket or a whole window.
     The task's counts stay None until one of its outcomes is counted."""
 
@@ -87,7 +87,7 @@ class QualityCounts(_Additive):
     errors: ErrorSums | None = None  # regression
 
     @classmethod
-    def from_state(cls, state: Mapping[str, Any]) -> QualityCounts:
+    def from_state(cls, state: Mapping[str, Any]) -> ModelQualityCounts:
         """The counts ``state()`` gave."""
         confusion, scores, errors = (state.get(k) for k in ("confusion", "scores", "errors"))
         return cls(
@@ -121,7 +121,7 @@ class Outcomes:
 
 def counts_by_group(
     task: str, rows: Outcomes, group: np.ndarray, groups: int, classes: int
-) -> list[QualityCounts]:
+) -> list[ModelQualityCounts]:
     """The counts of every group of rows at once (row ``i`` in group ``group[i]``), each
     field from one bincount over all rows; ``classes``: the side of a confusion matrix."""
 
@@ -132,7 +132,7 @@ def counts_by_group(
         keys = group * size + cells if where is None else (group * size + cells)[where]
         return np.bincount(keys, minlength=groups * size).reshape(groups, size)
 
-    counts = [QualityCounts(outcomes=n) for n in total()]
+    counts = [ModelQualityCounts(outcomes=n) for n in total()]
     predicted, actual = rows.predicted_class, rows.actual_class
     if predicted is not None and actual is not None:
         cells = histogram(actual * classes + predicted, classes * classes)
@@ -164,7 +164,7 @@ def counts_by_group(
     return counts
 
 
-def window_quality(task: str, counts: QualityCounts) -> dict[str, float]:
+def window_model_quality(task: str, counts: ModelQualityCounts) -> dict[str, float]:
     """The quality figures of one window and model version, from its summed counts."""
     if counts.outcomes == 0:
         return {}

@@ -14,8 +14,8 @@ from exporter.config import config_from_mapping
 from exporter.ingest.csv_rows import parse_csv
 from exporter.ingest.model_schemas import prediction_schema
 from exporter.state.model_state import ModelState
-from exporter.stats import quality
-from exporter.stats.quality import window_quality
+from exporter.stats import model_quality
+from exporter.stats.model_quality import window_model_quality
 
 START = 1_717_200_000.0  # 2024-06-01
 
@@ -38,9 +38,9 @@ def _ingest(model, frame: pd.DataFrame, chunks: int = 3) -> dict[str, float]:
         state.add_predictions(rows, now=START + 10 * 86400)
     snapshot = state.snapshot()
     (window,) = snapshot.windows
-    (counts,) = window.quality.values()
+    (counts,) = window.model_quality.values()
     assert counts.predictions == len(frame)
-    return window_quality(model.task, counts)
+    return window_model_quality(model.task, counts)
 
 
 def _timestamps(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -150,15 +150,15 @@ def test_course_log_gives_three_predictions_and_accuracy_one(tmp_path: Path) -> 
     snapshot = state.snapshot()
     assert snapshot.predictions_total == {"": 3}
     by_window = {w.window.name: w for w in snapshot.windows}
-    day = window_quality("binary", by_window["1d"].quality[""])
-    assert by_window["1d"].quality[""].predictions == 3
+    day = window_model_quality("binary", by_window["1d"].model_quality[""])
+    assert by_window["1d"].model_quality[""].predictions == 3
     assert day["accuracy"] == 1.0
 
 
 def test_undefined_figures_are_absent() -> None:
     """Precision with no predicted positive and R2 of a constant target export no sample."""
-    assert "precision" not in quality.binary_metrics(np.array([[5, 0], [2, 0]]))
-    assert "r2" not in quality.regression_metrics(
+    assert "precision" not in model_quality.binary_metrics(np.array([[5, 0], [2, 0]]))
+    assert "r2" not in model_quality.regression_metrics(
         count=3,
         abs_error_sum=1.0,
         squared_error_sum=1.0,
