@@ -185,7 +185,8 @@ def test_accuracy_is_high_before_the_drift_and_low_after(
     # the figures the story quotes match what the logs show
     for name in ("before", "after"):
         assert (
-            abs(sim.classifier_outlook.model_quality[name]["accuracy"] - scores[name]["accuracy"]) < 0.05
+            abs(sim.classifier_outlook.model_quality[name]["accuracy"] - scores[name]["accuracy"])
+            < 0.05
         )
 
 
