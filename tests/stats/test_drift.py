@@ -375,17 +375,6 @@ def test_explicit_methods_use_their_thresholds(
     assert set(result.pvalues) == {"ks", "chisquare"}
 
 
-def test_default_thresholds() -> None:
-    """Defaults: psi 0.2, ks p 0.05, wasserstein 0.1, jensenshannon 0.1, chisquare p 0.05."""
-    assert dict(DEFAULT_DRIFT_THRESHOLDS) == {
-        "psi": 0.2,
-        "ks": 0.05,
-        "wasserstein": 0.1,
-        "jensenshannon": 0.1,
-        "chisquare": 0.05,
-    }
-
-
 def test_unknown_methods_are_rejected_and_ks_on_categories_is_replaced(
     fitted, window: Data
 ) -> None:
