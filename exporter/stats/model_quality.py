@@ -12,13 +12,15 @@ that would trip an alert.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # typing.Self is Python 3.11+; the package supports 3.10
+    from typing import Self
 
 # ROC AUC from two score histograms: scores in the same bin count as ties. 4096 equal bins
 # on [0, 1] keep the error far below 0.005 for any spread of scores wider than ~1/400.
@@ -37,11 +39,15 @@ class _Additive:
             if theirs is None:
                 continue
             if mine is None:
-                setattr(self, field.name, copy.deepcopy(theirs))
+                setattr(self, field.name, _copied(theirs))
             elif isinstance(mine, _Additive):
                 mine.add(theirs)
             else:
                 setattr(self, field.name, mine + theirs)
+
+    def copy(self) -> Self:
+        """These counts, sharing no array with them."""
+        return type(self)(*(_copied(getattr(self, f.name)) for f in dataclasses.fields(self)))
 
     def state(self) -> dict[str, Any]:
         """The counts as plain data for the checkpoint (what is None left out)."""
@@ -51,6 +57,14 @@ class _Additive:
             if value is not None:
                 state[field.name] = value.state() if isinstance(value, _Additive) else value
         return state
+
+
+def _copied(value: Any) -> Any:
+    # copy.deepcopy costs ~25 us of Python per call here; a bucket copies counts at its
+    # first outcome of a version, thousands of times per million rows.
+    if isinstance(value, (np.ndarray, _Additive)):
+        return value.copy()
+    return value
 
 
 @dataclass(eq=False)
