@@ -182,10 +182,17 @@ def _fit_target(
         elif actual and model.task == "binary":
             ref = fit_categorical(_binary_labels(raw, model.positive_class))
         else:
-            ref = fit_categorical(raw.to_numpy(dtype=object))
+            ref = fit_categorical(_class_labels(raw))
     except ValueError:
         return spec  # a column without usable values: no drift for it
     return with_method(replace(spec, ref=ref), model.drift.method)
+
+
+def _class_labels(raw: pd.Series) -> np.ndarray:
+    """Reference class labels as the live ones are read (``1.0`` and ``1`` are class
+    ``1``), missing cells None."""
+    labels = canonical_labels(raw)
+    return np.where(labels == "", None, labels).astype(object)
 
 
 def _binary_labels(raw: pd.Series, positive_class: str) -> np.ndarray:
