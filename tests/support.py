@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.collectors.collector import ExporterCollector
+from exporter.collectors.drift import MonitorCollector
+from exporter.config import Config
+from exporter.ingest.engine import Engine
+from exporter.monitor.build import build_monitors, monitor_factory
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[1]
@@ -147,3 +154,22 @@ class Exporter:
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+def read_everything(config: Config, *, now: float) -> CollectorRegistry:
+    """The registry `run` serves, after the exporter has read every log once with the
+    clock at ``now`` (in this process, no checkpoint, no parse thread)."""
+    monitors = build_monitors(config)
+    engine = Engine(
+        config,
+        clock=lambda: now,
+        monitor_factory=monitor_factory(monitors),
+        checkpoints=False,
+        parse_ahead=None,
+    )
+    while engine.step():
+        pass
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ExporterCollector(engine.snapshot, extra=[MonitorCollector(monitors)]))
+    engine.close()
+    return registry

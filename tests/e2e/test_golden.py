@@ -20,15 +20,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from support import read_everything
 
 from exporter.cli import main as cli_main
-from exporter.collectors.collector import ExporterCollector
-from exporter.collectors.drift import MonitorCollector
 from exporter.config import load_config
-from exporter.ingest.engine import Engine
-from exporter.monitor.build import build_monitors, monitor_factory
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 NOW = 1_767_830_460.0  # 2026-01-08T00:01:00Z, a minute after the last row
@@ -51,21 +48,7 @@ def workdir(tmp_path: Path) -> Path:
 
 def exported_text(config_path: Path) -> str:
     """What `/metrics` shows after the exporter has read every log once at NOW."""
-    config = load_config(config_path)
-    monitors = build_monitors(config)
-    engine = Engine(
-        config,
-        clock=lambda: NOW,
-        monitor_factory=monitor_factory(monitors),
-        checkpoints=False,
-        parse_ahead=None,
-    )
-    while engine.step():
-        pass
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(ExporterCollector(engine.snapshot, extra=[MonitorCollector(monitors)]))
-    engine.close()
-    return generate_latest(registry).decode()
+    return generate_latest(read_everything(load_config(config_path), now=NOW)).decode()
 
 
 def pinned_lines(text: str, workdir: Path) -> list[str]:

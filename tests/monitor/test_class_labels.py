@@ -11,13 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from prometheus_client import CollectorRegistry
+from support import read_everything
 
-from exporter.collectors.collector import ExporterCollector
-from exporter.collectors.drift import MonitorCollector
 from exporter.config import config_from_mapping
-from exporter.ingest.engine import Engine
-from exporter.monitor.build import build_monitors, monitor_factory
 
 START = 1_767_571_200
 ROWS = 600
@@ -56,18 +52,7 @@ def drift_samples(folder: Path) -> dict[str, float]:
         },
         base_dir=folder,
     )
-    monitors = build_monitors(config)
-    engine = Engine(
-        config,
-        clock=lambda: START + ROWS * 60 + 30,
-        monitor_factory=monitor_factory(monitors),
-        checkpoints=False,
-        parse_ahead=None,
-    )
-    while engine.step():
-        pass
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(ExporterCollector(engine.snapshot, extra=[MonitorCollector(monitors)]))
+    registry = read_everything(config, now=START + ROWS * 60 + 30)
     labels = {"model": "m", "window": "1d", "method": "chisquare"}
     return {
         name: registry.get_sample_value(f"mlmodel_{name}_drift_score", labels)
