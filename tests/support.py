@@ -173,3 +173,13 @@ def read_everything(config: Config, *, now: float) -> CollectorRegistry:
     registry.register(ExporterCollector(engine.snapshot, extra=[MonitorCollector(monitors)]))
     engine.close()
     return registry
+
+
+def cli(*args: str) -> list[str]:
+    """The argv of the real command line in this interpreter, as a user runs it."""
+    return [sys.executable, "-m", "exporter.cli", *args]
+
+
+def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run the command line to its end; its exit code and output, text."""
+    return subprocess.run(cli(*args), capture_output=True, text=True, timeout=timeout, check=False)

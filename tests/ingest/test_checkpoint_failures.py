@@ -12,13 +12,22 @@ import os
 import resource
 import signal
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from join_support import START, append, scrape
-from support import Samples, fetch, free_port, parse_samples, select, value, wait_for
+from support import (
+    Samples,
+    cli,
+    fetch,
+    free_port,
+    parse_samples,
+    run_cli,
+    select,
+    value,
+    wait_for,
+)
 
 import exporter.ingest.checkpoint_policy
 import exporter.state.checkpoint
@@ -356,16 +365,7 @@ def _run_until_sigterm(
     output = tmp_path / "exporter.log"
     with output.open("wb") as sink:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "exporter.cli",
-                "run",
-                "--config.file",
-                str(config),
-                "--web.listen-address",
-                f"127.0.0.1:{port}",
-            ],
+            cli("run", "--config.file", str(config), "--web.listen-address", f"127.0.0.1:{port}"),
             stdout=sink,
             stderr=subprocess.STDOUT,
             preexec_fn=_limit_file_size(file_size_limit) if file_size_limit else None,  # noqa: PLW1509
@@ -422,13 +422,7 @@ def test_a_state_dir_through_a_regular_file_is_a_clear_error_at_start(tmp_path: 
         f"state_dir: {tmp_path / 'blocker' / 'state'}\n"
         "models:\n  - name: m\n    task: binary\n    predictions: {path: p.csv}\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "exporter.cli", "run", "--config.file", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_cli("run", "--config.file", str(config))
     assert result.returncode == 2, result.stderr
     assert "state_dir" in result.stderr
     assert "Traceback" not in result.stderr

@@ -8,13 +8,11 @@ depend on the real time."""
 from __future__ import annotations
 
 import logging
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from join_support import START, iso, make_engine, scrape
-from support import value
+from support import run_cli, value
 
 from exporter.config import Config, ConfigError, config_from_mapping
 
@@ -197,13 +195,7 @@ def test_check_exits_2_naming_max_future(tmp_path: Path) -> None:
         "max_future: soon\nmodels:\n  - name: m\n    task: binary\n"
         "    predictions: {path: predictions.csv}\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "exporter.cli", "check", "--config.file", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_cli("check", "--config.file", str(config))
     assert done.returncode == 2, done.stderr
     problems = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(problems) == 1, done.stderr

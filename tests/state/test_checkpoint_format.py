@@ -17,7 +17,6 @@ import os
 import pickle
 import struct
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support import free_port
+from support import cli, free_port
 
 import exporter.state.checkpoint
 from exporter.config import config_from_mapping
@@ -705,16 +704,13 @@ def run_over(state_dirs: dict[str, Path], log: Path) -> dict[str, tuple[object, 
             f"models:\n  - name: m\n    task: binary\n    predictions: {{path: {log}}}\n"
         )
         processes[name] = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "exporter.cli",
+            cli(
                 "run",
                 "--config.file",
                 str(config),
                 "--web.listen-address",
                 f"127.0.0.1:{free_port()}",
-            ],
+            ),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
