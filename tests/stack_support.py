@@ -21,7 +21,6 @@ import shutil
 import signal
 import socketserver
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -35,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from support import REPO, fetch, free_port, require_binary, wait_for
+from support import REPO, cli, fetch, free_port, require_binary, wait_for
 
 PROMETHEUS_DIR = REPO / "prometheus"
 RULE_FILES = sorted((PROMETHEUS_DIR / "rules").glob("*.yml"))
@@ -536,10 +535,7 @@ class Demo(Process):
         self.log_dir = workdir / "logs"
 
     def argv(self) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "exporter.cli",
+        return cli(
             "demo",
             "--web.listen-address",
             self.address,
@@ -547,7 +543,7 @@ class Demo(Process):
             f"{self.drift_after:g}",
             "--dir",
             str(self.log_dir),
-        ]
+        )
 
     def ready_path(self) -> str:
         return "/-/healthy"

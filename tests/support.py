@@ -106,17 +106,14 @@ class Exporter:
         self.port = free_port()
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "exporter.cli",
+            cli(
                 "run",
                 "--config.file",
                 str(self.config),
                 "--web.listen-address",
                 f"127.0.0.1:{self.port}",
                 *self.args,
-            ],
+            ),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -183,3 +180,13 @@ def cli(*args: str) -> list[str]:
 def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """Run the command line to its end; its exit code and output, text."""
     return subprocess.run(cli(*args), capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def assert_promtool_clean(text: str) -> None:
+    """`promtool check metrics` accepts this exposition without a word."""
+    promtool = require_binary("promtool")
+    result = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout + result.stderr == ""

@@ -11,14 +11,13 @@ that passes ``promtool check metrics``."""
 from __future__ import annotations
 
 import hashlib
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 from join_support import START, make_engine
 from prometheus_client import CollectorRegistry, generate_latest
-from support import parse_samples, require_binary, select
+from support import assert_promtool_clean, parse_samples, select
 
 from exporter.collectors.collector import ExporterCollector
 from exporter.config import config_from_mapping
@@ -40,15 +39,6 @@ def metrics_text(engine: Engine) -> str:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ExporterCollector(engine.snapshot))
     return generate_latest(registry).decode()
-
-
-def assert_promtool_clean(text: str) -> None:
-    promtool = require_binary("promtool")
-    result = subprocess.run(
-        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout + result.stderr == ""
 
 
 def label_values(text: str, name: str, label: str) -> set[str]:

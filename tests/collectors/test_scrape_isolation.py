@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import subprocess
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
-from support import Samples, parse_samples, require_binary, value
+from support import Samples, assert_promtool_clean, parse_samples, value
 
 from exporter.collectors.collector import ExporterCollector
 from exporter.collectors.drift import MonitorCollector
@@ -124,15 +123,6 @@ def text_of(collector: ExporterCollector) -> str:
 def of_model(samples: Samples, model: str) -> Samples:
     """The samples labelled with ``model``, but for the error counter."""
     return {key: v for key, v in samples.items() if ("model", model) in key[1] and key[0] != ERRORS}
-
-
-def assert_promtool_clean(text: str) -> None:
-    promtool = require_binary("promtool")
-    result = subprocess.run(
-        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout + result.stderr == ""
 
 
 def fetch_metrics(collector: ExporterCollector) -> tuple[int, str]:

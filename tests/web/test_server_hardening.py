@@ -16,7 +16,6 @@ import socket
 import ssl
 import statistics
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -28,7 +27,7 @@ from pathlib import Path
 import bcrypt
 import pytest
 from prometheus_client import CollectorRegistry
-from support import REPO, free_port, parse_samples, require_binary, value, wait_for
+from support import REPO, cli, free_port, parse_samples, require_binary, value, wait_for
 
 from exporter.config import ConfigError
 from exporter.web.auth import AuthLimits, AuthResult, BasicAuth, Verdict
@@ -196,12 +195,12 @@ class CLIExporter:
         self.log_path = folder / "exporter.log"
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [
-                    sys.executable, "-m", "exporter.cli", "run",
+                cli(
+                    "run",
                     "--config.file", str(config),
                     "--web.listen-address", f"{LOOPBACK}:{self.port}",
                     "--web.config.file", str(web_config),
-                ],
+                ),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=REPO,
