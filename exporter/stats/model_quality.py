@@ -12,15 +12,13 @@ that would trip an alert.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:  # typing.Self is Python 3.11+; the package supports 3.10
-    from typing import Self
+from exporter.stats.additive import Additive
 
 # ROC AUC from two score histograms: scores in the same bin count as ties. 4096 equal bins
 # on [0, 1] keep the error far below 0.005 for any spread of scores wider than ~1/400.
@@ -28,47 +26,8 @@ SCORE_BINS = 4096
 _EPS = float(np.finfo(np.float64).eps)
 
 
-class _Additive:
-    """Dataclass fields that add up one by one: numbers, and arrays or a task's counts
-    that stay None until something is added to them, then hold a copy of it."""
-
-    def add(self, other: _Additive) -> None:
-        """Add ``other`` (of the same class) into these counts; nothing of it is shared."""
-        for field in dataclasses.fields(self):
-            mine, theirs = getattr(self, field.name), getattr(other, field.name)
-            if theirs is None:
-                continue
-            if mine is None:
-                setattr(self, field.name, _copied(theirs))
-            elif isinstance(mine, _Additive):
-                mine.add(theirs)
-            else:
-                setattr(self, field.name, mine + theirs)
-
-    def copy(self) -> Self:
-        """These counts, sharing no array with them."""
-        return type(self)(*(_copied(getattr(self, f.name)) for f in dataclasses.fields(self)))
-
-    def state(self) -> dict[str, Any]:
-        """The counts as plain data for the checkpoint (what is None left out)."""
-        state = {}
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if value is not None:
-                state[field.name] = value.state() if isinstance(value, _Additive) else value
-        return state
-
-
-def _copied(value: Any) -> Any:
-    # copy.deepcopy costs ~25 us of Python per call here; a bucket copies counts at its
-    # first outcome of a version, thousands of times per million rows.
-    if isinstance(value, (np.ndarray, _Additive)):
-        return value.copy()
-    return value
-
-
 @dataclass(eq=False)
-class ScoreCounts(_Additive):
+class ScoreCounts(Additive):
     """Binary: histograms of the scores of the positives and of the negatives
     (``SCORE_BINS`` bins on [0, 1]) and the summed cross-entropy."""
 
@@ -78,7 +37,7 @@ class ScoreCounts(_Additive):
 
 
 @dataclass(eq=False)
-class ErrorSums(_Additive):
+class ErrorSums(Additive):
     """Regression: sums over the outcomes, of ``|y_hat - y|``, ``(y_hat - y)^2``,
     ``|y_hat - y| / max(|y|, eps)``, ``y`` and ``y^2``."""
 
@@ -90,7 +49,7 @@ class ErrorSums(_Additive):
 
 
 @dataclass(eq=False)
-class ModelQualityCounts(_Additive):
+class ModelQualityCounts(Additive):
     """What is known of one model version's quality in a time bucket or a whole window.
     The task's counts stay None until one of its outcomes is counted."""
 

@@ -24,17 +24,14 @@ is `split_numeric`'s rule, the same for the reference and the log.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
-
-if TYPE_CHECKING:  # typing.Self is Python 3.11+; the package supports 3.10
-    from typing import Self
 import pandas as pd
 
+from exporter.stats.additive import Additive
 from exporter.stats.fit import category_strings
 from exporter.stats.reference import NumericReference
 
@@ -50,24 +47,8 @@ __all__ = [
 ]
 
 
-class _Summed:
-    """Dataclass fields that add up one by one (arrays, or numbers)."""
-
-    def add(self, other: Self) -> None:
-        """Add ``other`` into these counts (new arrays: none is changed in place)."""
-        for item in fields(self):  # type: ignore[arg-type]
-            setattr(self, item.name, getattr(self, item.name) + getattr(other, item.name))
-
-    def copy(self) -> Self:
-        """These counts, sharing no array with them."""
-        return type(self)(*(copy.copy(getattr(self, f.name)) for f in fields(self)))  # type: ignore[arg-type]
-
-    def state(self) -> dict[str, Any]:
-        return {item.name: getattr(self, item.name) for item in fields(self)}  # type: ignore[arg-type]
-
-
 @dataclass(eq=False)
-class NumericProfile(_Summed):
+class NumericProfile(Additive):
     """Valid numeric values on the reference's fine grid (module docstring)."""
 
     fine_counts: np.ndarray
@@ -79,7 +60,7 @@ class NumericProfile(_Summed):
 
 
 @dataclass(eq=False)
-class CategoricalProfile(_Summed):
+class CategoricalProfile(Additive):
     """Counts per reference category slot, "other" and "unseen" (module docstring)."""
 
     counts: np.ndarray
@@ -99,7 +80,7 @@ def _profile_from_state(state: Mapping[str, Any]) -> Profile:
 
 
 @dataclass(eq=False)
-class MultivariateCounts(_Summed):
+class MultivariateCounts(Additive):
     """Rows checked against the multivariate reference and their summed reconstruction
     error."""
 
@@ -108,7 +89,7 @@ class MultivariateCounts(_Summed):
 
 
 @dataclass(eq=False)
-class BinnedCounts:
+class BinnedCounts(Additive):
     """Every count binned against one reference, each None until something is binned:
     the features' and the prediction's slot counts and open-interval offset sums,
     concatenated in the order of the monitor's layout (`exporter.monitor.baseline.Layout`),
@@ -118,33 +99,6 @@ class BinnedCounts:
     opens: np.ndarray | None = None
     outcome: Profile | None = None
     multivariate: MultivariateCounts | None = None
-
-    def add(self, other: BinnedCounts) -> None:
-        if other.slots is not None and other.opens is not None:
-            if self.slots is None or self.opens is None:
-                self.slots, self.opens = other.slots.copy(), other.opens.copy()
-            else:
-                self.slots, self.opens = self.slots + other.slots, self.opens + other.opens
-        if other.outcome is not None:
-            if self.outcome is None:
-                self.outcome = other.outcome.copy()
-            else:
-                self.outcome.add(other.outcome)  # type: ignore[arg-type]  # one kind per reference
-        if other.multivariate is not None:
-            if self.multivariate is None:
-                self.multivariate = other.multivariate.copy()
-            else:
-                self.multivariate.add(other.multivariate)
-
-    def state(self) -> dict[str, Any]:
-        state: dict[str, Any] = {}
-        if self.slots is not None and self.opens is not None:
-            state["slots"], state["opens"] = self.slots, self.opens
-        if self.outcome is not None:
-            state["outcome"] = self.outcome.state()
-        if self.multivariate is not None:
-            state["multivariate"] = self.multivariate.state()
-        return state
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> BinnedCounts:
